@@ -1,0 +1,41 @@
+"""The backend interface: chat requests in, generations with token counts out."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from ..config import SamplingConfig
+
+
+@dataclass
+class Request:
+    messages: list[dict[str, str]]  # [{"role": "system"|"user"|"assistant", "content": ...}]
+    sampling: SamplingConfig = field(default_factory=SamplingConfig)
+    seed: int | None = None  # per-request seed where the backend supports it
+
+
+@dataclass
+class Generation:
+    text: str
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    finish_reason: str = "stop"  # stop | length | error
+    error: str = ""  # set when finish_reason == "error": the request failed for good
+    seconds: float = 0.0
+
+
+class Backend(Protocol):
+    name: str  # hf | vllm | openai
+    model: str  # what was loaded (path or served model name)
+
+    def generate(self, requests: list[Request]) -> list[Generation]:
+        """One Generation per request, in order. A failed request yields finish_reason="error"
+        with the reason in `error`; the call itself raises only for misconfiguration."""
+        ...
+
+    def count_tokens(self, text: str) -> int:
+        ...
+
+    def close(self) -> None:
+        ...
