@@ -264,14 +264,26 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
     return value
 
 
+def _setting_paths(cls: type, prefix: str = "") -> list[str]:
+    """Every dotted setting below `cls`, shallow ones first (for "did you mean" hints)."""
+    hints = typing.get_type_hints(cls)
+    paths, nested = [], []
+    for f in dataclasses.fields(cls):
+        paths.append(prefix + f.name)
+        if dataclasses.is_dataclass(hints[f.name]):
+            nested += _setting_paths(hints[f.name], prefix + f.name + ".")
+    return paths + nested
+
+
 def _build(cls: type, data: dict[str, Any], prefix: str = "") -> Any:
     hints = typing.get_type_hints(cls)
     names = [f.name for f in dataclasses.fields(cls)]
     kwargs = {}
     for key, value in data.items():
         if key not in names:
-            close = difflib.get_close_matches(key, names, n=1)
-            hint = f" (did you mean {prefix}{close[0]}?)" if close else ""
+            paths = _setting_paths(cls)
+            close = difflib.get_close_matches(key, [p.split(".")[-1] for p in paths], n=1)
+            hint = next((f" (did you mean {prefix}{p}?)" for p in paths if close and p.split(".")[-1] == close[0]), "")
             raise ConfigError(f"unknown setting {prefix}{key}{hint}")
         kwargs[key] = _coerce(value, hints[key], prefix + key)
     return cls(**kwargs)
