@@ -1,0 +1,66 @@
+"""Stage bookkeeping: completion markers, fingerprints, invalidation. Stages are stand-ins here;
+tests/test_end_to_end.py runs the real ones."""
+
+import pytest
+
+from entigraph import pipeline
+from entigraph.artifacts import STAGES
+from entigraph.config import load_config
+
+
+@pytest.fixture
+def calls(monkeypatch):
+    ran = []
+
+    def fake(stage):
+        def run(cfg):
+            ran.append(stage)
+            return {"stage": stage}
+        return run, lambda summary: [f"summary of {summary['stage']}"]
+
+    monkeypatch.setattr(pipeline, "stage_function", fake)
+    return ran
+
+
+def cfg_for(tmp_path, *overrides):
+    return load_config(None, [f"run_dir={tmp_path}", "name=t", *overrides])
+
+
+def test_rerun_skips_complete_stages(tmp_path, calls):
+    lines = []
+    pipeline.run_all(cfg_for(tmp_path), echo=lines.append)
+    assert calls == list(STAGES)
+    assert "[extract] summary of extract" in lines
+    pipeline.run_all(cfg_for(tmp_path), echo=lines.append)
+    assert calls == list(STAGES)  # nothing ran twice
+    assert (tmp_path / "t" / "config.yaml").is_file()
+    assert set((tmp_path / "t" / "timings.json").read_text().split('"')) >= set(STAGES)
+
+
+def test_changed_setting_reruns_that_stage_and_later_ones(tmp_path, calls):
+    pipeline.run_all(cfg_for(tmp_path))
+    calls.clear()
+    pipeline.run_all(cfg_for(tmp_path, "filter.min_words=5"))
+    assert calls == ["filter", "train", "eval", "report"]
+
+
+def test_forced_stage_invalidates_later_stages(tmp_path, calls):
+    cfg = cfg_for(tmp_path)
+    pipeline.run_all(cfg)
+    calls.clear()
+    pipeline.run_stage(cfg, "synthesize", force=True)
+    pipeline.run_all(cfg)
+    assert calls == ["synthesize", "filter", "train", "eval", "report"]
+
+
+def test_failed_stage_is_not_marked_complete(tmp_path, monkeypatch):
+    def boom(stage):
+        def run(cfg):
+            raise RuntimeError("killed")
+        return run, None
+
+    monkeypatch.setattr(pipeline, "stage_function", boom)
+    cfg = cfg_for(tmp_path)
+    with pytest.raises(RuntimeError):
+        pipeline.run_stage(cfg, "extract")
+    assert not pipeline.is_complete(cfg, "extract")
