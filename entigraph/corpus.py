@@ -41,7 +41,7 @@ def _doc_id(source: str, index: int) -> str:
 def _title_of(text: str) -> str:
     for line in text.splitlines():
         line = " ".join(line.split())
-        if line:
+        if line and not line.startswith("<"):  # skip markup such as <!-- $Id ... -->
             return line.lstrip("# ").strip()[:120]
     return ""
 
