@@ -54,6 +54,7 @@ class EntitiesConfig:
     noun_phrases: bool = True
     llm_max_new_tokens: int = 384
     llm_retries: int = 2
+    llm_chunk_tokens: int = 1024  # LLM extractor: consecutive passages grouped up to this many tokens
 
 
 @dataclass
@@ -95,6 +96,8 @@ class SynthesisConfig:
     max_tokens: int | None = None  # budget in generated tokens
     batch_size: int = 16
     templates_dir: str | None = None  # override the shipped prompt templates
+    dtype: str = "auto"  # hf backend: auto (GPU: bf16/fp16; CPU: fp32, measured faster) | float32 | bfloat16 | float16
+    retry_failed: bool = True  # a rerun retries generations that failed (never duplicates done ones)
     sampling: SamplingConfig = field(default_factory=SamplingConfig)
     openai: OpenAIConfig = field(default_factory=OpenAIConfig)
     vllm: VLLMConfig = field(default_factory=VLLMConfig)
@@ -111,9 +114,13 @@ class FilterConfig:
         ]
     )
     length_sigma: float = 2.0  # SELF-GUIDE: keep lengths within mean ± 2σ
-    length_reference: str = "source"  # source | accepted
+    # source | accepted. Default `accepted`: source passages are fixed-size windows
+    # (corpus.passage_words), so their σ is near zero and mean ± 2σ would drop most outputs.
+    length_reference: str = "accepted"
     max_dup_ngram_ratio: float = 0.3  # Gopher: share of characters in duplicated 4-grams
     max_dup_line_ratio: float = 0.3
+    # Gopher (Rae et al. 2021, Table A1): most frequent 2-, 3-, 4-gram's share of characters
+    max_top_ngram_share: list[float] = field(default_factory=lambda: [0.20, 0.18, 0.16])
     near_dup_threshold: float = 0.8  # MinHash Jaccard
     near_dup_num_perm: int = 128
     require_entities: bool = True  # grounding: every sampled entity must be mentioned
@@ -121,6 +128,14 @@ class FilterConfig:
     echo_threshold: float = 0.9  # prompt echo: share of output 8-grams copied from the prompt
     judge: bool = False
     judge_threshold: int = 3  # 1-5 scale
+    judge_model: str | None = None  # None = models.generator, through synthesis.backend
+    # data report (filter/report.json)
+    self_bleu_sample: int = 200  # passages sampled (seeded) for self-BLEU
+    embedding_coverage: bool = True  # embed source and synthetic passages (sentence-transformers)
+    # a source passage is covered at cosine >= this. all-MiniLM-L6-v2 on the demo corpus: other
+    # passages of the same corpus 0.43 on average (90th percentile 0.60); a passage's first 60
+    # words vs the passage 0.77.
+    coverage_threshold: float = 0.7
 
 
 @dataclass
@@ -129,6 +144,7 @@ class ReplayConfig:
     source: str = "self"  # self (base model generates it) | files
     paths: list[str] = field(default_factory=list)
     self_passages: int = 16
+    self_max_new_tokens: int = 256  # length of each self-synthesised replay passage
 
 
 @dataclass
@@ -149,6 +165,10 @@ class TrainConfig:
     logging_steps: int = 5
     max_steps: int | None = None
     anneal_fraction: float = 0.0  # final share of steps on the raw corpus
+    anneal_paths: list[str] = field(default_factory=list)  # anneal set instead of the raw corpus
+    eval_steps: int | None = None  # validation loss every N steps; None = about 10 times a run
+    gradient_checkpointing: bool = False  # recompute activations in backward: large models, long blocks
+    keep_checkpoints: bool = False  # keep train/checkpoints after success (they hold optimizer state)
     replay: ReplayConfig = field(default_factory=ReplayConfig)
     threads: int | None = None  # torch threads on CPU; None = all cores
 
@@ -161,7 +181,10 @@ class RetrievalConfig:
     index: str = "flat"  # flat | hnsw | ivfpq
     method: str = "dense"  # dense | bm25 | hybrid
     top_k: int = 3
-    reranker: str | None = None
+    reranker: str | None = None  # a cross-encoder (name or folder) that reorders the candidates
+    chunk_unit: str = "words"  # words | tokens (of the embedder's tokenizer); chunk_words/overlap count these
+    rrf_k: int = 60  # reciprocal rank fusion constant (hybrid)
+    candidates: int = 20  # first-stage hits per query handed to the reranker / to the fusion
 
 
 @dataclass
@@ -177,6 +200,15 @@ class EvalConfig:
     limit: int | None = None
     extra_models: dict[str, str] = field(default_factory=dict)  # label -> model folder
     retrieval: RetrievalConfig = field(default_factory=RetrievalConfig)
+    # Fictional Knowledge probes: which probe types, and multiple choice against other targets of
+    # the same document (the honest variant) or of other documents (easier: topics differ).
+    probe_types: list[str] = field(default_factory=lambda: ["mem", "gen", "hard_gen"])
+    distractors: str = "same_doc"  # same_doc | other_doc
+    num_options: int = 4  # options per cloze multiple-choice question (target + distractors)
+    answer_mode: str = "loglik"  # loglik (option likelihoods) | generate (backend writes "Answer: (X)")
+    few_shot: int = 0  # generate mode: solved questions from other documents shown first
+    chain_of_thought: bool = False  # generate mode: reason first, then "Answer: (X)"
+    dtype: str = "auto"  # scoring precision: auto (bf16 on GPU, fp32 on CPU) | float32 | bfloat16
 
 
 @dataclass
@@ -350,7 +382,15 @@ def validate(cfg: RunConfig) -> None:
     _choice("eval.scoring", cfg.eval.scoring, ("raw", "length_norm", "calibrated"))
     _choice("eval.retrieval.index", cfg.eval.retrieval.index, ("flat", "hnsw", "ivfpq"))
     _choice("eval.retrieval.method", cfg.eval.retrieval.method, ("dense", "bm25", "hybrid"))
+    _choice("eval.retrieval.chunk_unit", cfg.eval.retrieval.chunk_unit, ("words", "tokens"))
+    _choice("eval.distractors", cfg.eval.distractors, ("same_doc", "other_doc"))
+    _choice("eval.answer_mode", cfg.eval.answer_mode, ("loglik", "generate"))
+    _choice("eval.dtype", cfg.eval.dtype, ("auto", "float32", "bfloat16"))
+    for ptype in cfg.eval.probe_types:
+        _choice("eval.probe_types", ptype, ("mem", "gen", "hard_gen"))
     _choice("filter.length_reference", cfg.filter.length_reference, ("source", "accepted"))
+    if len(cfg.filter.max_top_ngram_share) != 3:
+        raise ConfigError("filter.max_top_ngram_share needs 3 values (for 2-, 3- and 4-grams)")
     for cond in cfg.eval.conditions:
         _choice(
             "eval.conditions", cond,

@@ -1,0 +1,99 @@
+"""The filter stage: apply the quality gates to the stored synthesis run and write the data report.
+
+Writes under runs/<name>/filter/:
+    kept.jsonl     SynthPassage records kept (possibly trimmed), each with `edits` (repairs made)
+    dropped.jsonl  SynthPassage records dropped, each with `dropped_by` and `reason`
+    report.json    counts per filter with examples, repairs, judge scores, metrics before/after
+    summary.json   the summary returned by run()
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from . import artifacts
+from .config import RunConfig
+from .filters import FilterContext, Judge, apply_filters, default_filters
+from .io import write_json, write_jsonl
+from .models import resolve_embedder
+from .quality import Embed, build_report
+from .records import to_dict
+
+
+def load_embedder(name: str) -> Embed:
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from sentence_transformers import SentenceTransformer
+
+    model = SentenceTransformer(resolve_embedder(name), device="cpu")
+    return lambda texts: np.asarray(model.encode(texts, batch_size=32, show_progress_bar=len(texts) > 64))
+
+
+def run(cfg: RunConfig, embed: Embed | None = None) -> dict:
+    """Filter synth/passages.jsonl; `embed` replaces the configured embedder (tests)."""
+    out = artifacts.stage_dir(cfg.out, "filter")
+    inputs = artifacts.synthetic(cfg.out)
+    documents, source = artifacts.documents(cfg.out), artifacts.passages(cfg.out)
+    entities = artifacts.entities(cfg.out)
+    graph = artifacts.stage_dir(cfg.out, "extract") / "graph.graphml"
+
+    judge_backend = None
+    if cfg.filter.judge:
+        from .backends import get_backend
+
+        judge_backend = get_backend(cfg, cfg.filter.judge_model)
+    ctx = FilterContext.build(cfg.filter, documents, source, entities, judge=judge_backend)
+    filters = default_filters(cfg.filter, cfg.synthesis.batch_size)
+    try:
+        outcome = apply_filters(inputs, filters, ctx)
+    finally:
+        if judge_backend is not None:
+            judge_backend.close()
+
+    if embed is None and cfg.filter.embedding_coverage:
+        embed = load_embedder(cfg.models.embedder)
+    judge = next((f for f in filters if isinstance(f, Judge)), None)
+    report = build_report(inputs, outcome, ctx, documents=documents, source=source, entities=entities,
+                          graph_path=graph if graph.is_file() else None, seed=cfg.seed, judge=judge,
+                          embed=embed if cfg.filter.embedding_coverage else None)
+
+    write_jsonl(out / "kept.jsonl", ({**to_dict(p), "edits": outcome.edits.get(p.task_id, [])}
+                                     for p in outcome.kept))
+    write_jsonl(out / "dropped.jsonl", ({**to_dict(p), "dropped_by": f, "reason": r,
+                                         "edits": outcome.edits.get(p.task_id, [])}
+                                        for p, f, r in outcome.dropped))
+    write_json(out / "report.json", report)
+    summary = make_summary(report)
+    write_json(out / "summary.json", summary)
+    return summary
+
+
+def make_summary(report: dict) -> dict:
+    before, after = report["metrics"]["before"], report["metrics"]["after"]
+    keys = ("distinct_2", "self_bleu", "copy_rate", "invented_rate", "entity_coverage", "embedding_coverage")
+    return {
+        "input": report["input"],
+        "kept": report["kept"],
+        "dropped": {f["filter"]: f["dropped"] for f in report["filters"]},
+        "would_flag": {f["filter"]: f["would_flag"] for f in report["filters"]},
+        "trimmed": report["repairs"]["count"],
+        "tokens_in": report["tokens_in"],
+        "tokens_kept": report["tokens_kept"],
+        "metrics": {k: [before.get(k), after.get(k)] for k in keys if k in before},
+    }
+
+
+def summary_lines(summary: dict) -> list[str]:
+    n_in, n_kept = summary["input"], summary["kept"]
+    share = f" ({n_kept / n_in:.0%})" if n_in else ""
+    lines = [f"kept {n_kept:,}/{n_in:,} passages{share}, {summary['tokens_kept']:,}/"
+             f"{summary['tokens_in']:,} tokens; trimmed {summary['trimmed']} truncated passages"]
+    dropped = {k: v for k, v in summary["dropped"].items() if v}
+    if dropped:
+        lines.append("dropped: " + ", ".join(f"{k} {v}" for k, v in dropped.items()))
+    fmt = lambda v: "–" if v is None else f"{v:.3f}"  # noqa: E731
+    lines.append("before -> after: " + ", ".join(
+        f"{k} {fmt(b)} -> {fmt(a)}" for k, (b, a) in summary["metrics"].items()))
+    lines.append("details: filter/report.json, dropped passages in filter/dropped.jsonl")
+    return lines

@@ -1,0 +1,277 @@
+"""The data report: how the filters changed the synthetic corpus, measured before and after.
+
+Metrics (all on word tokens, see filters.words):
+- distinct-n (Li et al. 2016): unique / total word n-grams over the whole set, n = 1, 2, 3.
+- self-BLEU (Zhu et al. 2018): mean BLEU-4 of each sampled passage against the other sampled
+  passages as references, implemented here (uniform weights, clipped counts, brevity penalty to the
+  closest reference length, Chen & Cherry 2014 smoothing method 1 with epsilon 0.1, i.e. NLTK's
+  ``sentence_bleu(..., smoothing_function=SmoothingFunction().method1)``). Higher = less diverse.
+- compression ratio: raw bytes / gzip bytes of the concatenated passages. Higher = more redundant.
+- near-duplicate rate: share of passages that are MinHash near-duplicates of an earlier one.
+- copy rate: share of word 13-grams (the GPT-3 contamination length) found verbatim in the corpus.
+- invented-name rate: invented / candidate names (filters.invented_names), pooled.
+- entity / edge coverage: share of graph entities mentioned in some passage, and of graph edges
+  whose two entities are both mentioned in one passage (names and aliases, filters.EntityIndex).
+- embedding coverage: share of source passages whose nearest synthetic passage has cosine >=
+  filter.coverage_threshold (optional: needs an embedding function).
+"""
+
+from __future__ import annotations
+
+import gzip
+import html
+import math
+import random
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+
+from .config import FilterConfig
+from .filters import FilterContext, Judge, Outcome, invented_names, near_duplicates, ngram_hashes, words
+from .records import Document, Entity, Passage, SynthPassage
+
+COPY_N = 13
+EXAMPLES = 3  # dropped examples per filter in the report
+Embed = Callable[[list[str]], np.ndarray]
+
+
+def distinct_n(token_lists: list[list[str]], n: int) -> float | None:
+    grams = [tuple(t[i:i + n]) for t in token_lists for i in range(len(t) - n + 1)]
+    return len(set(grams)) / len(grams) if grams else None
+
+
+def self_bleu(token_lists: list[list[str]], sample: int, seed: int) -> float | None:
+    """Mean BLEU-4 of each sampled passage against all other sampled passages."""
+    idx = random.Random(seed).sample(range(len(token_lists)), min(sample, len(token_lists)))
+    docs = [token_lists[i] for i in idx]
+    if len(docs) < 2:
+        return None
+    # For each n-gram keep the two largest counts over the sample and the owner of the largest,
+    # so "max count over the other passages" is O(1): the clip needs nothing else.
+    counts, top = [], []
+    for n in range(1, 5):
+        per_doc = [Counter(tuple(d[i:i + n]) for i in range(len(d) - n + 1)) for d in docs]
+        best: dict[tuple, list] = {}
+        for k, c in enumerate(per_doc):
+            for g, v in c.items():
+                b = best.setdefault(g, [0, -1, 0])  # [largest, owner, second largest]
+                if v > b[0]:
+                    b[:] = [v, k, b[0]]
+                elif v > b[2]:
+                    b[2] = v
+        counts.append(per_doc)
+        top.append(best)
+    lengths = [len(d) for d in docs]
+    scores = []
+    for k, d in enumerate(docs):
+        if len(d) < 4:
+            continue
+        log_p = 0.0
+        for n in range(4):
+            total = sum(counts[n][k].values())
+            clipped = sum(min(v, b[2] if b[1] == k else b[0])
+                          for g, v in counts[n][k].items() for b in (top[n][g],))
+            log_p += math.log((clipped or 0.1) / total) / 4
+        refs = lengths[:k] + lengths[k + 1:]
+        closest = min(refs, key=lambda r: (abs(r - len(d)), r))
+        bp = 1.0 if len(d) > closest else math.exp(1 - closest / len(d))
+        scores.append(bp * math.exp(log_p))
+    return float(np.mean(scores)) if scores else None
+
+
+def compression_ratio(texts: list[str]) -> float | None:
+    raw = "\n".join(texts).encode()
+    return len(raw) / len(gzip.compress(raw)) if raw else None
+
+
+def corpus_ngrams(documents: list[Document], n: int) -> set[int]:
+    grams: set[int] = set()
+    for doc in documents:
+        grams.update(ngram_hashes(words(doc.text), n))
+    return grams
+
+
+def copy_rate(token_lists: list[list[str]], corpus_grams: set[int], n: int = COPY_N) -> float | None:
+    grams = [g for t in token_lists for g in ngram_hashes(t, n)]
+    return sum(g in corpus_grams for g in grams) / len(grams) if grams else None
+
+
+def read_graph(path: Path | None, entities: list[Entity]) -> tuple[list[str], list[tuple[str, str]]]:
+    """Graph nodes and edges as entity ids (nodes are matched by id, then by name). Without a
+    graph file every entity is a node and there are no edges."""
+    if path is None or not Path(path).is_file():
+        return [e.entity_id for e in entities], []
+    import networkx as nx
+
+    graph = nx.read_graphml(path)
+    ids = {e.entity_id for e in entities}
+    by_name = {e.name.lower(): e.entity_id for e in entities}
+
+    def to_id(node) -> str:
+        node = str(node)
+        if node in ids:
+            return node
+        name = str(graph.nodes[node].get("name", graph.nodes[node].get("label", node))).lower()
+        return by_name.get(name, by_name.get(node.lower(), node))
+
+    return [to_id(n) for n in graph.nodes], [(to_id(u), to_id(v)) for u, v in graph.edges]
+
+
+def entity_coverage(texts: list[str], ctx: FilterContext, nodes: list[str],
+                    edges: list[tuple[str, str]]) -> dict:
+    node_set = set(nodes)
+    seen: set[str] = set()
+    pairs: set[frozenset] = set()
+    for text in texts:
+        found = sorted(ctx.entities.found(text) & node_set)
+        seen.update(found)
+        pairs.update(frozenset((a, b)) for i, a in enumerate(found) for b in found[i + 1:])
+    return {
+        "entity_coverage": len(seen) / len(node_set) if node_set else None,
+        "edge_coverage": sum(frozenset(e) in pairs for e in edges) / len(edges) if edges else None,
+    }
+
+
+def embedding_coverage(source: np.ndarray, synth: np.ndarray, threshold: float) -> dict:
+    """Share of source passages whose nearest synthetic passage has cosine >= threshold."""
+    if not len(source) or not len(synth):
+        return {"embedding_coverage": None, "mean_best_cosine": None}
+    norm = lambda x: x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)  # noqa: E731
+    best = (norm(source) @ norm(synth).T).max(axis=1)
+    return {"embedding_coverage": float((best >= threshold).mean()), "mean_best_cosine": float(best.mean())}
+
+
+def metrics(passages: list[SynthPassage], ctx: FilterContext, copy_grams: set[int],
+            graph: tuple[list[str], list[tuple[str, str]]], seed: int) -> dict:
+    cfg = ctx.cfg
+    texts = [p.text for p in passages]
+    toks = [words(t) for t in texts]
+    dups = near_duplicates(texts, cfg.near_dup_threshold, cfg.near_dup_num_perm)
+    names = [invented_names(t, ctx.vocab) for t in texts]
+    n_candidates = sum(len(c) for c, _ in names)
+    return {
+        "passages": len(passages),
+        "tokens": sum(p.completion_tokens for p in passages),
+        "words": sum(len(t) for t in toks),
+        **{f"distinct_{n}": distinct_n(toks, n) for n in (1, 2, 3)},
+        "self_bleu": self_bleu(toks, cfg.self_bleu_sample, seed),
+        "compression_ratio": compression_ratio(texts),
+        "near_dup_rate": sum(d is not None for d in dups) / len(dups) if dups else None,
+        "copy_rate": copy_rate(toks, copy_grams),
+        "invented_rate": sum(len(i) for _, i in names) / n_candidates if n_candidates else None,
+        **entity_coverage(texts, ctx, *graph),
+    }
+
+
+def build_report(inputs: list[SynthPassage], outcome: Outcome, ctx: FilterContext, *,
+                 documents: list[Document], source: list[Passage], entities: list[Entity],
+                 graph_path: Path | None = None, seed: int = 0, judge: Judge | None = None,
+                 embed: Embed | None = None) -> dict:
+    """The report JSON: counts per filter with examples, repairs, and metrics before/after."""
+    cfg: FilterConfig = ctx.cfg
+    before = [p for p in inputs if p.status == "ok" and p.text.strip()]
+    copy_grams = corpus_ngrams(documents, COPY_N)
+    graph = read_graph(graph_path, entities)
+    sets = {"before": before, "after": outcome.kept}
+    report_metrics = {k: metrics(v, ctx, copy_grams, graph, seed) for k, v in sets.items()}
+    if embed is not None:
+        texts = sorted({p.text for p in before + outcome.kept} | {p.text for p in source})
+        vecs = dict(zip(texts, embed(texts))) if texts else {}
+        src = np.array([vecs[p.text] for p in source]).reshape(len(source), -1)
+        for k, v in sets.items():
+            syn = np.array([vecs[p.text] for p in v]).reshape(len(v), -1)
+            report_metrics[k].update(embedding_coverage(src, syn, cfg.coverage_threshold))
+
+    filters = []
+    for row in outcome.stats:
+        drops = [(p, r) for p, f, r in outcome.dropped if f == row["filter"]]
+        filters.append({**row, "tokens_dropped": sum(p.completion_tokens for p, _ in drops), "examples": [
+            {"task_id": p.task_id, "mode": p.mode, "entities": p.entities, "reason": r, "text": p.text[:600]}
+            for p, r in drops[:EXAMPLES]]})
+    repairs = [(tid, e) for tid, es in outcome.edits.items() for e in es]
+    return {
+        "input": len(inputs),
+        "kept": len(outcome.kept),
+        "dropped": len(outcome.dropped),
+        "tokens_in": sum(p.completion_tokens for p in inputs),
+        "tokens_kept": sum(p.completion_tokens for p in outcome.kept),
+        "filters": filters,
+        "repairs": {"count": len(repairs), "examples": [
+            {"task_id": tid, "filter": e["filter"], "reason": e["reason"],
+             "original_end": e["original_text"][-200:]} for tid, e in repairs[:EXAMPLES]]},
+        "judge": None if judge is None else {
+            "scores": dict(sorted(Counter(s for s in judge.scores.values() if s is not None).items())),
+            "unparseable": len(judge.unparseable), "unparseable_examples": judge.unparseable[:EXAMPLES]},
+        "metrics": report_metrics,
+        "metrics_notes": "before: generated passages with text (status ok); after: kept passages",
+        "settings": asdict(cfg),
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# HTML fragment for the final report
+
+METRIC_LABELS = {
+    "passages": "passages", "tokens": "tokens", "words": "words",
+    "distinct_1": "distinct-1", "distinct_2": "distinct-2", "distinct_3": "distinct-3",
+    "self_bleu": "self-BLEU-4 (lower = more diverse)", "compression_ratio": "gzip compression ratio",
+    "near_dup_rate": "near-duplicate rate", "copy_rate": f"copy rate ({COPY_N}-grams in corpus)",
+    "invented_rate": "invented-name rate", "entity_coverage": "entity coverage",
+    "edge_coverage": "graph-edge coverage", "embedding_coverage": "source embedding coverage",
+    "mean_best_cosine": "mean best cosine to a source passage",
+}
+
+
+def _fmt(v) -> str:
+    if v is None:
+        return "–"
+    if isinstance(v, float):
+        return f"{v:.3f}"
+    return f"{v:,}" if isinstance(v, int) else html.escape(str(v))
+
+
+def _table(header: list[str], rows: list[list]) -> str:
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td>{c if isinstance(c, _Raw) else _fmt(c)}</td>" for c in r) + "</tr>"
+                   for r in rows)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+class _Raw(str):
+    """Already-escaped HTML for a table cell."""
+
+
+def report_section_html(report: dict) -> str:
+    """An HTML fragment (headings and tables, no <html>/<body>) for the final report."""
+    n_in, n_kept = report["input"], report["kept"]
+    share = f"{n_kept / n_in:.1%}" if n_in else "–"
+    parts = [
+        "<h2>Synthetic data quality</h2>",
+        f"<p>Kept {n_kept:,} of {n_in:,} passages ({share}), {report['tokens_kept']:,} of "
+        f"{report['tokens_in']:,} generated tokens. Each passage is dropped by the first filter that "
+        f"rejects it; <em>would flag</em> counts what a filter flags on all inputs on its own.</p>",
+        _table(["filter", "evaluated", "would flag", "dropped", "repaired", "remaining", "tokens remaining"],
+               [[f["filter"], f["evaluated"], f["would_flag"], f["dropped"], f["repaired"], f["remaining"],
+                 f["tokens_remaining"]] for f in report["filters"]]),
+        "<h3>Before and after filtering</h3>",
+    ]
+    before, after = report["metrics"]["before"], report["metrics"]["after"]
+    keys = [k for k in METRIC_LABELS if k in before or k in after]
+    parts.append(_table(["metric", "before", "after"],
+                        [[METRIC_LABELS[k], before.get(k), after.get(k)] for k in keys]))
+    rows = [[f["filter"], e["task_id"], e["reason"], _Raw(f"<small>{html.escape(e['text'][:300])}</small>")]
+            for f in report["filters"] for e in f["examples"]]
+    if rows:
+        parts += ["<h3>Dropped examples</h3>", _table(["filter", "task", "reason", "text"], rows)]
+    if report["repairs"]["count"]:
+        parts.append(f"<p>{report['repairs']['count']:,} passages cut at the token limit were trimmed "
+                     "to their last full sentence and kept.</p>")
+    judge = report.get("judge")
+    if judge:
+        scores = ", ".join(f"{s}: {n}" for s, n in judge["scores"].items()) or "none"
+        parts.append(f"<p>LLM judge scores ({html.escape(scores)}); {judge['unparseable']} unparseable "
+                     "replies (kept).</p>")
+    return "\n".join(parts)
