@@ -44,6 +44,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--from", dest="start", choices=STAGES, help="start at this stage")
     for stage in STAGES:
         add(stage, STAGE_HELP[stage])
+    # Parsed by entigraph.selfguide.run (its own config); listed here for --help.
+    sub.add_parser("selfguide", add_help=False,
+                   help="SELF-GUIDE: a model writes its own task data from a few examples and is fine-tuned on it")
     return parser
 
 
@@ -58,6 +61,12 @@ def _quiet_libraries() -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["selfguide"]:
+        _quiet_libraries()
+        from .selfguide.run import main as selfguide_main
+
+        return selfguide_main(argv[1:])
     args = _parser().parse_args(argv)
     if not args.verbose:
         _quiet_libraries()

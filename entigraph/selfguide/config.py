@@ -1,0 +1,178 @@
+"""SELF-GUIDE run settings: a YAML file with ``--set key.sub=value`` overrides.
+
+Reuses entigraph.config's builder, so unknown keys and wrong types fail the same way (one-line
+ConfigError naming the setting).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ..config import (
+    DEFAULT_LM, ModelsConfig, OpenAIConfig, RunConfig, SamplingConfig, SynthesisConfig, VLLMConfig,
+    _build, apply_overrides,
+)
+from ..errors import ConfigError
+
+# Noise terms dropped from every task (the task file adds its own, e.g. "input", "\n\n").
+DEFAULT_NOISE_TERMS = [
+    "Input:", "Output:", "Answer:", "Example", "###", "<|im_start|>", "<|im_end|>", "<|endoftext|>",
+    "As an AI", "I'm sorry", "I am sorry", "I cannot", "I can't", "Sure,", "Here is", "Here's",
+]
+
+
+@dataclass
+class GenerationConfig:
+    """Input generation: high temperature, prompts mix seed examples with the growing pool."""
+    num_inputs: int = 64  # inputs requested per task (before any filter)
+    batch_size: int = 8  # requests per backend call; the pool grows between calls
+    shots: int = 3  # seed examples shown in each generation prompt (a random sample)
+    pool_examples: int = 2  # previously generated inputs mixed into each prompt
+    sampling: SamplingConfig = field(default_factory=lambda: SamplingConfig(
+        temperature=1.0, top_p=0.95, repetition_penalty=1.1, max_new_tokens=96))
+
+
+@dataclass
+class AnnotationConfig:
+    """Output annotation: low temperature, several samples per input, self-consistency vote."""
+    samples: int = 3
+    min_votes: int = 2  # samples that must agree on the (normalised / mapped) output
+    balance: bool = True  # classification: downsample every label to the rarest kept label
+    sampling: SamplingConfig = field(default_factory=lambda: SamplingConfig(
+        temperature=0.3, top_p=0.95, repetition_penalty=1.0, max_new_tokens=48))
+
+
+@dataclass
+class SGFilterConfig:
+    noise_terms: list[str] = field(default_factory=lambda: list(DEFAULT_NOISE_TERMS))
+    task_noise_terms: bool = True  # add the task file's own noise_terms
+    length_sigma: float = 2.0  # keep lengths (words) within mean ± sigma·std of the seed examples
+
+
+@dataclass
+class PromptConfig:
+    shots: int | None = None  # seed demonstrations in the task prompt (None = all); the same prompt
+    # serves few-shot prompting, annotation, fine-tuning and evaluation of the fine-tuned model
+
+
+@dataclass
+class FinetuneConfig:
+    lr: float = 2e-5  # constant after warmup, so the model after epoch e equals an e-epoch run
+    warmup_steps: int = 2
+    batch_size: int = 8
+    max_length: int = 768  # tokens; longer prompts are cut from the left, the output is kept
+    weight_decay: float = 0.0
+    bf16: bool = True  # autocast on CPUs with bf16 and on CUDA
+    threads: int | None = None  # torch threads; None = leave torch's default
+
+
+@dataclass
+class SGEvalConfig:
+    limit: int | None = 100  # rows per split (a seeded sample); None = all
+    batch_size: int = 8
+    max_new_tokens_classification: int = 8
+    max_new_tokens_generation: int = 48
+    bootstrap: int = 1000  # resamples for the 95 % intervals
+    bf16: bool = False  # bf16 autocast for greedy decoding; measured 3x slower than fp32 on the dev CPU
+
+
+@dataclass
+class SearchConfig:
+    """"One parameter fits all": maximise the worst validation task's gain over prompting."""
+    temperatures: list[float] = field(default_factory=lambda: [0.7, 1.0])
+    epochs: list[int] = field(default_factory=lambda: [1, 3])
+
+
+@dataclass
+class SelfGuideConfig:
+    name: str = "selfguide"
+    run_dir: str = "runs"
+    seed: int = 0
+    device: str = "auto"  # auto | cpu | cuda
+    data_dir: str = "../shared/data/self-guide"  # tasks.jsonl, validation/<task>.jsonl, test/<task>.jsonl
+    val_tasks: list[str] = field(default_factory=list)  # parameters are chosen on these (validation split)
+    test_tasks: list[str] = field(default_factory=list)  # reported with the chosen parameters (test split)
+    model: str = DEFAULT_LM  # generates, annotates, and is fine-tuned
+    cache_dir: str | None = None
+    backend: str = "hf"  # hf | vllm | openai (entigraph.backends)
+    dtype: str = "auto"  # hf backend weights (synthesis.dtype): auto | float32 | bfloat16 | float16
+    openai: OpenAIConfig = field(default_factory=OpenAIConfig)
+    vllm: VLLMConfig = field(default_factory=VLLMConfig)
+    prompt: PromptConfig = field(default_factory=PromptConfig)
+    generation: GenerationConfig = field(default_factory=GenerationConfig)
+    annotation: AnnotationConfig = field(default_factory=AnnotationConfig)
+    filter: SGFilterConfig = field(default_factory=SGFilterConfig)
+    finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
+    eval: SGEvalConfig = field(default_factory=SGEvalConfig)
+    search: SearchConfig = field(default_factory=SearchConfig)
+    config_path: str = ""
+
+    @property
+    def out(self) -> Path:
+        return Path(self.run_dir) / self.name / "selfguide"
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def backend_config(self) -> RunConfig:
+        """The RunConfig entigraph.backends.get_backend expects, carrying this run's settings."""
+        return RunConfig(
+            name=self.name, run_dir=self.run_dir, seed=self.seed, device=self.device,
+            models=ModelsConfig(generator=self.model, base=self.model, cache_dir=self.cache_dir),
+            synthesis=SynthesisConfig(backend=self.backend, batch_size=self.generation.batch_size,
+                                      dtype=self.dtype, openai=self.openai, vllm=self.vllm),
+        )
+
+
+def load_config(path: str | Path | None, overrides: list[str] | None = None) -> SelfGuideConfig:
+    data: dict[str, Any] = {}
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"config file not found: {path}")
+        try:
+            loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except yaml.YAMLError as e:
+            raise ConfigError(f"{path}: not valid YAML ({str(e).splitlines()[0]})") from None
+        if loaded is not None and not isinstance(loaded, dict):
+            raise ConfigError(f"{path}: the top level must be a mapping")
+        data = loaded or {}
+    data = apply_overrides(data, overrides or [])
+    cfg = _build(SelfGuideConfig, data)
+    cfg.config_path = str(path or "")
+    validate(cfg)
+    return cfg
+
+
+def validate(cfg: SelfGuideConfig) -> None:
+    if cfg.backend not in ("hf", "vllm", "openai"):
+        raise ConfigError(f"backend: {cfg.backend!r} is not one of hf, vllm, openai")
+    if cfg.device not in ("auto", "cpu", "cuda"):
+        raise ConfigError(f"device: {cfg.device!r} is not one of auto, cpu, cuda")
+    if not cfg.val_tasks and not cfg.test_tasks:
+        raise ConfigError("val_tasks and test_tasks are both empty: name at least one task")
+    if cfg.test_tasks and (not cfg.search.temperatures or not cfg.search.epochs):
+        raise ConfigError("search.temperatures and search.epochs need at least one value each")
+    if len(cfg.search.temperatures) * len(cfg.search.epochs) > 1 and not cfg.val_tasks:
+        raise ConfigError("a search grid with more than one point needs val_tasks")
+    if cfg.annotation.min_votes > cfg.annotation.samples:
+        raise ConfigError(
+            f"annotation.min_votes ({cfg.annotation.min_votes}) exceeds annotation.samples "
+            f"({cfg.annotation.samples})")
+    for key, value in (
+        ("generation.num_inputs", cfg.generation.num_inputs),
+        ("generation.batch_size", cfg.generation.batch_size),
+        ("annotation.samples", cfg.annotation.samples),
+        ("annotation.min_votes", cfg.annotation.min_votes),
+        ("finetune.batch_size", cfg.finetune.batch_size),
+        ("eval.batch_size", cfg.eval.batch_size),
+    ):
+        if value < 1:
+            raise ConfigError(f"{key} must be at least 1, got {value}")
+    if any(e < 1 for e in cfg.search.epochs):
+        raise ConfigError(f"search.epochs must be whole epochs >= 1, got {cfg.search.epochs}")

@@ -1,0 +1,97 @@
+"""The SELF-GUIDE filters as small steps that each return why they drop an example.
+
+Inputs: empty, exact duplicate (of a seed example or an earlier input), noise term, length.
+Outputs (generation tasks): empty, noise term, length. Lengths are words and must lie within
+mean ± sigma·std of the seed examples (inputs always; outputs for generation tasks only, since a
+classification output is a label).
+"""
+
+from __future__ import annotations
+
+import random
+import statistics
+from collections import defaultdict
+
+from .config import SGFilterConfig
+from .tasks import Task
+
+
+def word_count(text: str) -> int:
+    return len(text.split())
+
+
+def length_bounds(lengths: list[int], sigma: float) -> tuple[float, float]:
+    mean = statistics.fmean(lengths)
+    std = statistics.stdev(lengths) if len(lengths) > 1 else 0.0
+    return mean - sigma * std, mean + sigma * std
+
+
+def noise_terms(task: Task, cfg: SGFilterConfig) -> list[str]:
+    terms = list(cfg.noise_terms) + (list(task.noise_terms) if cfg.task_noise_terms else [])
+    return list(dict.fromkeys(t for t in terms if t))
+
+
+def dedup_key(text: str) -> str:
+    return " ".join(text.split())
+
+
+class InputFilter:
+    """Stateful: remembers kept inputs, so the second copy of an input is the duplicate."""
+
+    def __init__(self, task: Task, cfg: SGFilterConfig):
+        self.terms = noise_terms(task, cfg)
+        self.bounds = length_bounds([word_count(e["input"]) for e in task.examples], cfg.length_sigma)
+        self.seen = {dedup_key(e["input"]) for e in task.examples}
+
+    def reason(self, text: str) -> str | None:
+        """Why `text` is dropped, or None (and then it counts as seen)."""
+        if not text.strip():
+            return "empty_input"
+        if dedup_key(text) in self.seen:
+            return "duplicate"
+        term = next((t for t in self.terms if t in text), None)
+        if term is not None:
+            return f"noise_input:{term!r}"
+        lo, hi = self.bounds
+        if not lo <= word_count(text) <= hi:
+            return "length_input"
+        self.seen.add(dedup_key(text))
+        return None
+
+
+class OutputFilter:
+    def __init__(self, task: Task, cfg: SGFilterConfig):
+        self.active = not task.is_classification
+        self.terms = noise_terms(task, cfg)
+        self.bounds = length_bounds([word_count(e["output"]) for e in task.examples], cfg.length_sigma)
+
+    def reason(self, text: str) -> str | None:
+        if not self.active:
+            return None
+        if not text.strip():
+            return "empty_output"
+        term = next((t for t in self.terms if t in text), None)
+        if term is not None:
+            return f"noise_output:{term!r}"
+        lo, hi = self.bounds
+        if not lo <= word_count(text) <= hi:
+            return "length_output"
+        return None
+
+
+def balance(rows: list[dict], seed: int) -> tuple[list[dict], list[dict]]:
+    """Downsample every label to the count of the rarest label present; returns (kept, dropped)."""
+    by_label: dict[str, list[dict]] = defaultdict(list)
+    for row in rows:
+        by_label[row["output"]].append(row)
+    if not by_label:
+        return [], []
+    cap = min(len(v) for v in by_label.values())
+    rng = random.Random(seed)
+    keep_ids = set()
+    for label in sorted(by_label):
+        group = by_label[label]
+        keep_ids.update(r["id"] for r in (group if len(group) <= cap else rng.sample(group, cap)))
+    kept = [r for r in rows if r["id"] in keep_ids]
+    dropped = [r for r in rows if r["id"] not in keep_ids]
+    return kept, dropped
