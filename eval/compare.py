@@ -1,0 +1,307 @@
+"""The eval stage: base vs continued-pretrained, closed-book vs RAG vs oracle, on the same questions.
+
+Conditions are <model>_<setting>: model base (models.base), cpt (train/model) or an eval.extra_models
+label; setting closed (question only), rag (top-k retrieved chunks, then the question) or oracle (the
+question's own document, cut from the left to eval.max_context_tokens). Each model is loaded once,
+runs all its conditions, and is freed before the next one loads.
+
+Writes under runs/<name>/eval/: records.jsonl (one line per condition x question), retrieval.json
+(recall@k, latency, hits per question), index/ (the FAISS index), results.json; and a copy of
+results.json at runs/<name>/results.json.
+"""
+
+from __future__ import annotations
+
+import gc
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+from tqdm import tqdm
+
+from entigraph import artifacts
+from entigraph.config import RunConfig, SamplingConfig
+from entigraph.errors import ConfigError
+from entigraph.io import write_json, write_jsonl
+from entigraph.models import resolve_lm
+from entigraph.records import Document, Question
+from retrieval import RECALL_KS, Retriever, chunk_documents, count_words, document_recall, latency_summary, token_counter
+
+from .scoring import MODES, LMScorer, exact_match, mc_messages, parse_answer, pick_device
+from .stats import bootstrap_ci, mcnemar_exact, paired_bootstrap, wilson_ci
+from .tasks import questions_for_run
+
+SETTINGS = ("closed", "rag", "oracle")
+# Pairs worth a test, in reading order: what continued pretraining changes, what retrieval
+# changes, and the paper's question (does closed-book CPT reach the base model with RAG?).
+PAIRS = (
+    ("cpt_closed", "base_closed"), ("cpt_rag", "base_rag"), ("cpt_oracle", "base_oracle"),
+    ("base_rag", "base_closed"), ("cpt_rag", "cpt_closed"), ("cpt_closed", "base_rag"),
+    ("base_oracle", "base_closed"),
+)
+
+
+def plan_models(cfg: RunConfig) -> list[tuple[str, str, list[str]]]:
+    """[(label, model path, conditions)], failing fast (before any model loads) on a missing
+    trained model or a bad extra-model label."""
+    by_model: dict[str, list[str]] = defaultdict(list)
+    for cond in cfg.eval.conditions:
+        label, setting = cond.rsplit("_", 1)
+        by_model[label].append(cond)
+    plan = []
+    if by_model.get("base"):
+        plan.append(("base", resolve_lm(cfg.models.base, cfg.models.cache_dir), by_model["base"]))
+    if by_model.get("cpt"):
+        plan.append(("cpt", str(artifacts.trained_model(cfg.out)), by_model["cpt"]))
+    rag = any(c.endswith("_rag") for c in cfg.eval.conditions)
+    for label, folder in cfg.eval.extra_models.items():
+        if label in ("base", "cpt") or not label.replace("-", "").replace("_", "").isalnum():
+            raise ConfigError(f"eval.extra_models: label {label!r} must be a plain name other than base/cpt")
+        if not Path(folder).is_dir():
+            raise ConfigError(f"eval.extra_models.{label}: model folder not found: {folder}")
+        plan.append((label, folder, [f"{label}_closed"] + ([f"{label}_rag"] if rag else [])))
+    return plan
+
+
+def query_text(q: Question) -> str:
+    """What is searched for: the question and, for multiple choice, its options (they carry names)."""
+    return " ".join([q.question, *q.options]) if q.kind == "mc" else q.question
+
+
+def make_embedder(cfg: RunConfig):
+    """The embedding function for dense retrieval (tests replace this with a deterministic one)."""
+    from retrieval.embeddings import Embedder
+
+    return Embedder(cfg.models.embedder, device=pick_device(cfg.device))
+
+
+def retrieve_contexts(cfg: RunConfig, documents: Sequence[Document], questions: Sequence[Question],
+                      out: Path) -> tuple[dict[str, tuple[str, list[str]]], dict]:
+    """Chunk, index, and retrieve for every question. Returns {qid: (context, chunk ids)} and the
+    retrieval report (also written to retrieval.json with each question's hits)."""
+    r = cfg.eval.retrieval
+    start = time.perf_counter()
+    embed = make_embedder(cfg) if (r.method != "bm25" or r.chunk_unit == "tokens") else None
+    length = token_counter(embed.tokenizer) if r.chunk_unit == "tokens" else count_words
+    chunks = chunk_documents(documents, r.chunk_words, r.chunk_overlap, r.title_prefix, length)
+    retriever = Retriever.build(chunks, r.method, embed, r.index, out / "index", cfg.models.embedder,
+                                r.reranker, r.rrf_k, r.candidates)
+    built = time.perf_counter() - start
+    k = max(r.top_k, max(RECALL_KS))
+    hits, seconds = retriever.search_many([query_text(q) for q in questions], k, progress=True)
+    text = {c.chunk_id: c.indexed_text for c in chunks}
+    contexts = {q.qid: ("\n\n".join(text[h.chunk_id] for h in hs[: r.top_k]), [h.chunk_id for h in hs[: r.top_k]])
+                for q, hs in zip(questions, hits)}
+    report = {
+        "method": r.method, "index": retriever.dense.plan.kind if retriever.dense else "bm25",
+        "index_note": retriever.dense.plan.note if retriever.dense else "",
+        "embedder": cfg.models.embedder if embed is not None else "", "reranker": r.reranker or "",
+        "chunks": len(chunks), "chunk_size": r.chunk_words, "chunk_unit": r.chunk_unit, "top_k": r.top_k,
+        **document_recall(hits, [q.doc_id for q in questions]),
+        "latency": latency_summary(seconds), "build_seconds": round(built, 2),
+    }
+    write_json(out / "retrieval.json", {**report, "hits": [
+        {"qid": q.qid, "doc_id": q.doc_id, "hits": [[h.chunk_id, round(h.score, 4)] for h in hs]}
+        for q, hs in zip(questions, hits)]})
+    return contexts, report
+
+
+def _record(cond: str, label: str, q: Question, scored: dict, main: str, retrieved: list[str]) -> dict:
+    if "predicted" in scored:
+        correct = {m: scored["predicted"][m] == q.answer for m in scored["predicted"]}
+        predicted = scored["predicted"][main]
+    else:  # no options: a short answer or a bare cloze probe is right when the greedy reply matches
+        correct = {m: bool(scored.get("exact_match")) for m in MODES}
+        predicted = -1
+    return {
+        "condition": cond, "model": label, "qid": q.qid, "doc_id": q.doc_id, "kind": q.kind,
+        "probe_type": q.meta.get("probe_type", ""), "answer": q.answer, "predicted": predicted,
+        "correct": correct[main], "correct_by_mode": correct, "predicted_by_mode": scored.get("predicted", {}),
+        "scores": scored.get("scores", {}), "retrieved": retrieved,
+        **{k: scored[k] for k in ("target_logprob", "greedy", "exact_match", "reply") if k in scored},
+        "prompt_tokens": scored.get("prompt_tokens", 0), "truncated": scored.get("truncated", False),
+        "seconds": round(scored.get("seconds", 0.0), 4),
+    }
+
+
+def _context(setting: str, q: Question, rag: dict, docs: dict[str, Document]) -> tuple[str | None, list[str]]:
+    if setting == "rag":
+        return rag[q.qid]
+    if setting == "oracle":
+        doc = docs.get(q.doc_id)
+        return (doc.text if doc else None), ([q.doc_id] if doc else [])
+    return None, []
+
+
+def score_loglik(cfg: RunConfig, label: str, path: str, conds: list[str], questions: Sequence[Question],
+                 rag: dict, docs: dict[str, Document]) -> list[dict]:
+    scorer = LMScorer(path, cfg.device, cfg.eval.dtype, cfg.eval.max_context_tokens)
+    records = []
+    try:
+        for cond in conds:
+            setting = cond.rsplit("_", 1)[1]
+            for q in tqdm(questions, desc=cond, unit="q"):
+                context, retrieved = _context(setting, q, rag, docs)
+                records.append(_record(cond, label, q, scorer.score(q, context), cfg.eval.scoring, retrieved))
+    finally:
+        scorer.close()
+    return records
+
+
+def score_generate(cfg: RunConfig, label: str, path: str, conds: list[str], questions: Sequence[Question],
+                   rag: dict, docs: dict[str, Document]) -> list[dict]:
+    """Generative answering through the configured backend (synthesis.backend): greedy replies,
+    parsed for "Answer: (X)"; questions without options are scored by exact match."""
+    from entigraph.backends import Request, get_backend
+
+    sampling = SamplingConfig(temperature=0.0, top_p=1.0, repetition_penalty=1.0,
+                              max_new_tokens=512 if cfg.eval.chain_of_thought else 32)
+    backend = get_backend(cfg, path)
+    records = []
+    try:
+        for cond in conds:
+            setting = cond.rsplit("_", 1)[1]
+            requests, retrieved = [], []
+            for q in questions:
+                context, ids = _context(setting, q, rag, docs)
+                shots = [x for x in questions if x.doc_id != q.doc_id and x.options][: cfg.eval.few_shot]
+                if q.options:
+                    messages = mc_messages(q, context, shots, cfg.eval.chain_of_thought)
+                else:
+                    head = f"{context.strip()}\n\n" if context else ""
+                    messages = [{"role": "user", "content": f"{head}Complete with a short answer: {q.question}"}]
+                requests.append(Request(messages, sampling, seed=cfg.seed))
+                retrieved.append(ids)
+            gens = []
+            for i in tqdm(range(0, len(requests), cfg.synthesis.batch_size), desc=cond, unit="batch"):
+                gens += backend.generate(requests[i: i + cfg.synthesis.batch_size])
+            for q, g, ids in zip(questions, gens, retrieved):
+                scored = {"reply": g.text, "seconds": g.seconds, "prompt_tokens": g.prompt_tokens}
+                if q.options:
+                    scored["predicted"] = {m: parse_answer(g.text, q.options) for m in MODES}
+                else:
+                    scored["exact_match"] = exact_match(g.text.split("Answer:")[-1], q.answer_text)
+                records.append(_record(cond, label, q, scored, cfg.eval.scoring, ids))
+    finally:
+        backend.close()
+    return records
+
+
+# --- summaries -------------------------------------------------------------------------------
+def summarize(records: Sequence[dict], questions: Sequence[Question], documents: Sequence[Document],
+              cfg: RunConfig) -> dict:
+    main, resamples, seed = cfg.eval.scoring, cfg.eval.bootstrap, cfg.seed
+    by_cond: dict[str, list[dict]] = defaultdict(list)
+    for r in records:
+        by_cond[r["condition"]].append(r)
+    conditions = {}
+    for cond, rs in by_cond.items():
+        ok = np.array([r["correct"] for r in rs], dtype=float)
+        entry = {
+            "model": rs[0]["model"], "accuracy": float(ok.mean()), "n": len(rs), "correct": int(ok.sum()),
+            "ci95": list(bootstrap_ci(ok, resamples, seed)), "wilson95": list(wilson_ci(int(ok.sum()), len(rs))),
+            "by_mode": {m: _accuracy([r["correct_by_mode"][m] for r in rs], resamples, seed)
+                        for m in rs[0]["correct_by_mode"]},
+            "truncated": sum(r["truncated"] for r in rs),
+            "seconds": round(sum(r["seconds"] for r in rs), 2),
+        }
+        if any("exact_match" in r for r in rs):
+            entry["exact_match"] = float(np.mean([r.get("exact_match", False) for r in rs]))
+        if any("target_logprob" in r for r in rs):
+            entry["target_logprob"] = float(np.mean([r["target_logprob"] for r in rs if "target_logprob" in r]))
+        conditions[cond] = entry
+    paired = []
+    outcome = {c: {r["qid"]: r["correct"] for r in rs} for c, rs in by_cond.items()}
+    extra_pairs = [(f"{label}_closed", "base_closed") for label in cfg.eval.extra_models] + \
+                  [("cpt_closed", f"{label}_closed") for label in cfg.eval.extra_models]
+    for a, b in (*PAIRS, *extra_pairs):
+        if a in outcome and b in outcome:
+            qids = [q for q in outcome[a] if q in outcome[b]]
+            xa, xb = [outcome[a][q] for q in qids], [outcome[b][q] for q in qids]
+            test, boot = mcnemar_exact(xa, xb), paired_bootstrap(xa, xb, resamples, seed)
+            paired.append({"a": a, "b": b, "diff": boot["diff"], "ci95": boot["ci95"], "mcnemar_p": test["p"],
+                           "only_a": test["only_a"], "only_b": test["only_b"], "n": len(qids)})
+    titles = {d.doc_id: d.title for d in documents}
+    by_document: dict[str, dict] = {}
+    by_type: dict[str, dict] = defaultdict(dict)
+    for cond, rs in by_cond.items():
+        groups, types = defaultdict(list), defaultdict(list)
+        for r in rs:
+            groups[r["doc_id"]].append(r["correct"])
+            if r["probe_type"]:
+                types[r["probe_type"]].append(r["correct"])
+        for doc_id, ok in groups.items():
+            entry = by_document.setdefault(doc_id, {"title": titles.get(doc_id, ""), "n": len(ok), "accuracy": {}})
+            entry["accuracy"][cond] = float(np.mean(ok))
+        for ptype, ok in types.items():
+            by_type[ptype][cond] = {"accuracy": float(np.mean(ok)), "n": len(ok)}
+    with_options = [q for q in questions if q.options]
+    return {
+        "questions": len(questions), "scoring": main, "modes": list(MODES), "answer_mode": cfg.eval.answer_mode,
+        "chance": float(np.mean([1 / len(q.options) for q in with_options])) if with_options else None,
+        "conditions": {c: conditions[c] for c in _ordered(conditions)},
+        "paired": paired, "by_document": by_document, "by_type": dict(by_type),
+    }
+
+
+def _accuracy(correct: Sequence[bool], resamples: int, seed: int) -> dict:
+    return {"accuracy": float(np.mean(correct)), "ci95": list(bootstrap_ci(correct, resamples, seed))}
+
+
+def _ordered(conds) -> list[str]:
+    def key(c: str) -> tuple:
+        label, setting = c.rsplit("_", 1)
+        return ({"base": 0, "cpt": 1}.get(label, 2), label, SETTINGS.index(setting) if setting in SETTINGS else 9)
+    return sorted(conds, key=key)
+
+
+def table_lines(results: dict) -> list[str]:
+    """The comparison as a plain-text table (what the CLI prints)."""
+    conds = results.get("conditions", {})
+    if not conds:
+        return ["no conditions were evaluated"]
+    lines = [f"{'condition':<18}{'accuracy':>9}  {'95% CI':<15}{'n':>5}"]
+    for cond, c in conds.items():
+        lo, hi = c["ci95"]
+        lines.append(f"{cond:<18}{100 * c['accuracy']:>8.1f}%  [{100 * lo:4.1f}, {100 * hi:4.1f}]  {c['n']:>5}")
+    chance = results.get("chance")
+    lines.append(f"scoring: {results.get('scoring', '')}" + (f"; chance {100 * chance:.1f}%" if chance else ""))
+    for p in results.get("paired", []):
+        lo, hi = p["ci95"]
+        lines.append(f"{p['a']} - {p['b']}: {100 * p['diff']:+.1f} pts [{100 * lo:+.1f}, {100 * hi:+.1f}], "
+                     f"McNemar p={p['mcnemar_p']:.3g}")
+    if "recall@1" in results.get("retrieval", {}):
+        r = results["retrieval"]
+        lines.append("document recall " + ", ".join(f"@{k} {100 * r[f'recall@{k}']:.0f}%" for k in RECALL_KS if f"recall@{k}" in r))
+    return lines
+
+
+def summary_lines(summary: dict) -> list[str]:
+    return table_lines(summary)
+
+
+def run(cfg: RunConfig) -> dict:
+    start = time.perf_counter()
+    out = artifacts.stage_dir(cfg.out, "eval")
+    out.mkdir(parents=True, exist_ok=True)
+    documents = artifacts.documents(cfg.out)
+    questions, notes = questions_for_run(cfg, documents)
+    plan = plan_models(cfg)
+    rag, retrieval = {}, {}
+    if any(c.endswith("_rag") for _, _, conds in plan for c in conds):
+        rag, retrieval = retrieve_contexts(cfg, documents, questions, out)
+    docs = {d.doc_id: d for d in documents}
+    score = score_generate if cfg.eval.answer_mode == "generate" else score_loglik
+    records = []
+    for label, path, conds in plan:
+        records += score(cfg, label, path, conds, questions, rag, docs)
+        gc.collect()  # free this model before the next one loads
+    write_jsonl(out / "records.jsonl", records)
+    results = summarize(records, questions, documents, cfg)
+    results.update(retrieval=retrieval, notes=notes, seconds=round(time.perf_counter() - start, 2),
+                   models={label: path for label, path, _ in plan})
+    write_json(out / "results.json", results)
+    write_json(cfg.out / "results.json", results)
+    return {k: results[k] for k in ("questions", "scoring", "chance", "conditions", "paired", "retrieval", "seconds")}

@@ -1,0 +1,370 @@
+"""The report stage: runs/<name>/report.html, one self-contained page (inline CSS, plots as base64
+PNGs, no external assets) that says what was adapted and whether it helped.
+
+Every section reads its stage's files and degrades to a short note when they are missing, so a
+partial run still gets a report. All text from files is escaped.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import time
+from pathlib import Path
+from typing import Any
+
+from entigraph import artifacts
+from entigraph.config import RunConfig
+from entigraph.io import read_json
+
+CSS = """
+body{font:15px/1.5 -apple-system,"Segoe UI",Roboto,"Helvetica Neue",Arial,sans-serif;color:#1d2733;
+ background:#f4f6f9;margin:0}
+main{max-width:1080px;margin:0 auto;padding:24px 28px 64px}
+h1{font-size:26px;margin:8px 0 2px}h2{font-size:19px;margin:0 0 10px;color:#14324f}
+.sub{color:#5b6b7c;margin:0 0 18px}
+.headline{font-size:19px;background:#fff;border-left:5px solid #2f6fad;padding:14px 18px;margin:0 0 18px;
+ border-radius:4px}
+section{background:#fff;border-radius:6px;padding:16px 20px;margin:0 0 16px;box-shadow:0 1px 2px #0001}
+table{border-collapse:collapse;margin:6px 0 10px;font-size:14px}
+th,td{padding:4px 10px;text-align:right;border-bottom:1px solid #e3e8ee}
+th:first-child,td:first-child{text-align:left}th{background:#eef2f6;font-weight:600}
+tr:nth-child(even) td{background:#fafbfc}
+.note{color:#6b7785;font-style:italic}
+.good{color:#16733a;font-weight:600}.bad{color:#b3261e;font-weight:600}.flat{color:#5b6b7c}
+img{max-width:100%;height:auto;display:block;margin:6px 0}
+.grid{display:grid;grid-template-columns:1fr 1fr;gap:16px}
+details pre{background:#f6f8fa;padding:10px;overflow:auto;font-size:12px;max-height:480px}
+code{background:#eef2f6;padding:0 3px;border-radius:3px}
+"""
+
+# Sets data attributes once images have loaded, so a headless browser (tests) can check they render.
+SCRIPT = """
+window.addEventListener('load', function () {
+  var imgs = Array.prototype.slice.call(document.images);
+  document.body.setAttribute('data-images', String(imgs.length));
+  document.body.setAttribute('data-images-ok',
+    String(imgs.filter(function (i) { return i.complete && i.naturalWidth > 0; }).length));
+});
+"""
+
+
+def esc(value: Any) -> str:
+    return html.escape(str(value), quote=True)
+
+
+def pct(x: float | None, digits: int = 1) -> str:
+    return "–" if x is None else f"{100 * x:.{digits}f} %"
+
+
+def _read(path: Path) -> Any:
+    try:
+        return read_json(path) if path.is_file() else None
+    except (OSError, ValueError):
+        return None
+
+
+def _png(path: Path) -> str | None:
+    return base64.b64encode(path.read_bytes()).decode() if path.is_file() else None
+
+
+def _img(b64: str | None, alt: str) -> str:
+    return f'<img alt="{esc(alt)}" src="data:image/png;base64,{b64}">' if b64 else ""
+
+
+def _fig_b64(fig) -> str:
+    import matplotlib.pyplot as plt
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    return base64.b64encode(buf.getvalue()).decode()
+
+
+def _note(text: str) -> str:
+    return f'<p class="note">{esc(text)}</p>'
+
+
+def _section(title: str, body: str, anchor: str) -> str:
+    return f'<section id="{esc(anchor)}"><h2>{esc(title)}</h2>{body}</section>'
+
+
+def _table(header: list[str], rows: list[list[Any]], cls: str = "") -> str:
+    """Cells are escaped, except values wrapped as ("html", markup) built by this module."""
+    def cell(v: Any) -> str:
+        return v[1] if isinstance(v, tuple) and v and v[0] == "html" else esc(v)
+    head = "".join(f"<th>{esc(h)}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td>{cell(v)}</td>" for v in row) + "</tr>" for row in rows)
+    return f'<table class="{esc(cls)}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+
+
+def _kv_table(data: dict, limit: int = 24) -> str:
+    """Scalars of a stage summary (nested dicts one level down), for summaries whose shape varies."""
+    rows = []
+    for key, value in data.items():
+        if isinstance(value, dict):
+            rows += [[f"{key}.{k}", _short(v)] for k, v in value.items() if not isinstance(v, (dict, list))]
+        elif isinstance(value, list):
+            rows.append([key, _short(value)])
+        else:
+            rows.append([key, _short(value)])
+    return _table(["", "value"], rows[:limit], "kv") if rows else _note("empty summary")
+
+
+def _short(v: Any) -> str:
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    if isinstance(v, list):
+        text = ", ".join(str(x) for x in v[:8]) + (f", … ({len(v)} in all)" if len(v) > 8 else "")
+        return text
+    return str(v)
+
+
+# --- sections --------------------------------------------------------------------------------
+def _count_lines(path: Path) -> int | None:
+    if not path.is_file():
+        return None
+    with open(path, encoding="utf-8") as f:
+        return sum(1 for line in f if line.strip())
+
+
+def headline(results: dict | None, cfg: RunConfig) -> str:
+    """What was adapted, and the comparison in one sentence."""
+    out = cfg.out
+    kept = _count_lines(artifacts.stage_dir(out, "filter") / "kept.jsonl")
+    docs = _count_lines(artifacts.stage_dir(out, "extract") / "documents.jsonl")
+    data = f"{kept} synthetic passages" if kept is not None else "synthetic passages"
+    about = f"{docs} documents of {_corpus_name(cfg)}" if docs is not None else _corpus_name(cfg)
+    adapted = any(c.startswith("cpt_") for c in (results or {}).get("conditions", {})) or \
+        artifacts.stage_dir(out, "train").joinpath("model").is_dir()
+    what = (f"{esc(cfg.models.base)} continued-pretrained on {esc(data)} about {esc(about)}" if adapted else
+            f"{esc(cfg.models.base)} on {esc(about)} (no continued-pretrained model in this run)")
+    if not results or not results.get("conditions"):
+        return f'<p class="headline">{what}. No evaluation results yet: run <code>entigraph eval</code>.</p>'
+    conds = results["conditions"]
+    n = results.get("questions", 0)
+    parts = []
+    pair = next((p for p in results.get("paired", []) if (p["a"], p["b"]) == ("cpt_closed", "base_closed")), None)
+    if pair:
+        a, b = conds["cpt_closed"], conds["base_closed"]
+        parts.append(f"closed-book accuracy went from {pct(b['accuracy'])} to {pct(a['accuracy'])} "
+                     f"({_signed(pair)}) on {n} questions")
+    else:
+        best = max(conds, key=lambda c: conds[c]["accuracy"])
+        parts.append(f"best condition {esc(best)} at {pct(conds[best]['accuracy'])} on {n} questions")
+    if "base_rag" in conds:
+        parts.append(f"the base model with retrieval scores {pct(conds['base_rag']['accuracy'])}")
+    if results.get("chance"):
+        parts.append(f"chance is {pct(results['chance'])}")
+    return f'<p class="headline">{what}: ' + "; ".join(parts) + ".</p>"
+
+
+def _diff(p: dict) -> str:
+    """The difference in points, green/red only when McNemar's test calls it (p < 0.05)."""
+    cls = ("good" if p["diff"] > 0 else "bad") if p["mcnemar_p"] < 0.05 else "flat"
+    return f'<span class="{cls}">{100 * p["diff"]:+.1f} points</span>'
+
+
+def _signed(p: dict) -> str:
+    lo, hi = p["ci95"]
+    return f"{_diff(p)}, 95 % CI [{100 * lo:+.1f}, {100 * hi:+.1f}], McNemar p = {p['mcnemar_p']:.3g}"
+
+
+def _corpus_name(cfg: RunConfig) -> str:
+    return ", ".join(Path(p).name if p != "demo" else "the demo corpus" for p in cfg.corpus.paths) or "a corpus"
+
+
+def comparison_plot(results: dict) -> str:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.patches
+    import matplotlib.pyplot as plt
+
+    conds = list(results["conditions"])
+    acc = [results["conditions"][c]["accuracy"] * 100 for c in conds]
+    lo = [a - results["conditions"][c]["ci95"][0] * 100 for a, c in zip(acc, conds)]
+    hi = [results["conditions"][c]["ci95"][1] * 100 - a for a, c in zip(acc, conds)]
+    palette = {"base": "#8aa1b8", "cpt": "#2f6fad"}
+    colors = [palette.get(c.rsplit("_", 1)[0], "#c27c2c") for c in conds]
+    fig, ax = plt.subplots(figsize=(7.5, 0.55 * len(conds) + 1.4))
+    y = list(range(len(conds)))[::-1]
+    ax.barh(y, acc, color=colors, height=0.6)
+    ax.errorbar(acc, y, xerr=[lo, hi], fmt="none", ecolor="#1d2733", capsize=4, lw=1.2)
+    for yi, a, h in zip(y, acc, hi):
+        ax.text(a + h + 1.5, yi, f"{a:.1f}", va="center", fontsize=9, color="#1d2733",
+                bbox={"facecolor": "white", "edgecolor": "none", "pad": 1})
+    labels = (("#8aa1b8", "base model"), ("#2f6fad", "continued-pretrained"), ("#c27c2c", "other models"))
+    handles = [matplotlib.patches.Patch(color=c, label=name) for c, name in labels if c in colors]
+    if results.get("chance"):
+        handles.append(ax.axvline(results["chance"] * 100, color="#b3261e", ls="--", lw=1, label="chance"))
+    ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.22), ncol=len(handles), frameon=False)
+    ax.set_yticks(y, conds)
+    ax.set_xlim(0, 100)
+    ax.set_xlabel(f"accuracy (%), {results.get('scoring', '')} scoring, 95 % bootstrap interval")
+    ax.spines[["top", "right"]].set_visible(False)
+    return _fig_b64(fig)
+
+
+def comparison_section(results: dict | None) -> str:
+    if not results or not results.get("conditions"):
+        return _section("Comparison", _note("eval/results.json is missing: run `entigraph eval`."), "comparison")
+    modes = results.get("modes", [])
+    rows = []
+    for cond, c in results["conditions"].items():
+        lo, hi = c["ci95"]
+        row = [cond, pct(c["accuracy"]), f"[{100 * lo:.1f}, {100 * hi:.1f}]", c["correct"], c["n"]]
+        row += [pct(c["by_mode"].get(m, {}).get("accuracy")) for m in modes]
+        rows.append(row)
+    table = _table(["condition", "accuracy", "95 % CI", "correct", "n", *[f"{m}" for m in modes]], rows, "comparison")
+    extra = []
+    cloze = {c: v for c, v in results["conditions"].items() if "exact_match" in v}
+    if cloze:
+        extra.append(_table(["condition", "greedy exact match", "mean target log-prob / token"],
+                            [[c, pct(v["exact_match"]), f"{v.get('target_logprob', float('nan')):.3f}"]
+                             for c, v in cloze.items()], "cloze"))
+    if results.get("by_type"):
+        conds = list(results["conditions"])
+        extra.append(_table(["probe type", *conds], [[t, *[pct(v.get(c, {}).get("accuracy")) for c in conds]]
+                                                     for t, v in results["by_type"].items()], "by-type"))
+    note = (f"Headline scoring: <b>{esc(results.get('scoring'))}</b>; the other columns rescore the same runs "
+            "(raw = summed log-probability, length_norm = per token, char_norm = per character, "
+            "calibrated = minus the option's likelihood after \"Answer:\").")
+    truncated = sum(c.get("truncated", 0) for c in results["conditions"].values())
+    if truncated:
+        note += f" {truncated} prompts were cut from the left to fit the context limit."
+    body = table + f"<p>{note}</p>" + "".join(extra) + _img(comparison_plot(results), "accuracy by condition")
+    return _section("Comparison", body, "comparison")
+
+
+def paired_section(results: dict | None) -> str:
+    if not results or not results.get("paired"):
+        return _section("Paired tests", _note("No pair of conditions to compare."), "paired")
+    rows = [[f"{p['a']} − {p['b']}", ("html", _diff(p)),
+             f"[{100 * p['ci95'][0]:+.1f}, {100 * p['ci95'][1]:+.1f}]", p["only_a"], p["only_b"],
+             f"{p['mcnemar_p']:.3g}"] for p in results["paired"]]
+    body = _table(["difference", "points", "95 % CI (paired bootstrap)", "only a right", "only b right",
+                   "McNemar exact p"], rows, "paired")
+    body += _note("Same questions under both conditions: the exact McNemar test looks only at questions "
+                  "where exactly one condition is right.")
+    return _section("Paired tests", body, "paired")
+
+
+def documents_section(results: dict | None) -> str:
+    if not results or not results.get("by_document"):
+        return _section("Per document", _note("No per-document results."), "documents")
+    conds = list(results["conditions"])
+    rows = [[f"{doc_id} {v.get('title', '')[:60]}".strip(), v["n"], *[pct(v["accuracy"].get(c), 0) for c in conds]]
+            for doc_id, v in results["by_document"].items()]
+    return _section("Per document", _table(["document", "questions", *conds], rows, "documents"), "documents")
+
+
+def retrieval_section(results: dict | None) -> str:
+    r = (results or {}).get("retrieval") or {}
+    if not r:
+        return _section("Retrieval", _note("No retrieval-augmented condition was evaluated."), "retrieval")
+    ks = [k for k in (1, 3, 5, 10) if f"recall@{k}" in r]
+    body = _table(["k", *[str(k) for k in ks]], [["document recall@k", *[pct(r[f"recall@{k}"], 0) for k in ks]]])
+    lat = r.get("latency", {})
+    body += (f"<p>{esc(r.get('method'))} retrieval over {esc(r.get('chunks'))} chunks of {esc(r.get('chunk_size'))} "
+             f"{esc(r.get('chunk_unit'))} ({esc(r.get('index'))} index{', reranked by ' + esc(r['reranker']) if r.get('reranker') else ''}); "
+             f"top {esc(r.get('top_k'))} chunks go into the prompt. Latency per query: "
+             f"{lat.get('mean_ms', 0):.1f} ms mean, {lat.get('p95_ms', 0):.1f} ms p95.</p>")
+    if r.get("index_note"):
+        body += _note(r["index_note"])
+    return _section("Retrieval", body, "retrieval")
+
+
+def graph_section(out: Path) -> str:
+    summary = _read(artifacts.stage_dir(out, "extract") / "summary.json")
+    png = _png(artifacts.stage_dir(out, "extract") / "graph.png")
+    if summary is None and png is None:
+        return _section("Knowledge graph", _note("extract/ has no summary or graph picture: run `entigraph extract`."), "graph")
+    body = (_kv_table(summary) if isinstance(summary, dict) else "") + _img(png, "entity graph")
+    return _section("Knowledge graph", body, "graph")
+
+
+def synthesis_section(out: Path) -> str:
+    summary = _read(artifacts.stage_dir(out, "synthesize") / "summary.json")
+    if not isinstance(summary, dict):
+        return _section("Synthesis", _note("synth/summary.json is missing: run `entigraph synthesize`."), "synthesis")
+    return _section("Synthesis", _kv_table(summary), "synthesis")
+
+
+def filter_section(out: Path) -> str:
+    report = _read(artifacts.stage_dir(out, "filter") / "report.json")
+    if not isinstance(report, dict):
+        return _section("Filters and data quality", _note("filter/report.json is missing: run `entigraph filter`."), "filter")
+    try:
+        from entigraph.quality import report_section_html  # the filter stage's own section
+    except ImportError:
+        return _section("Filters and data quality", _kv_table(report), "filter")
+    try:
+        return f'<section id="filter">{report_section_html(report)}</section>'  # it has its heading, escapes its text
+    except Exception as e:  # a broken section must not cost the whole report
+        body = _note(f"the data-quality section failed to render ({type(e).__name__}: {e})") + _kv_table(report)
+        return _section("Filters and data quality", body, "filter")
+
+
+def training_section(out: Path) -> str:
+    train = artifacts.stage_dir(out, "train")
+    png, summary = _png(train / "loss.png"), _read(train / "summary.json")
+    if png is None and summary is None:
+        return _section("Training", _note("train/ has no loss curve or summary: run `entigraph train`."), "training")
+    body = (_kv_table(summary) if isinstance(summary, dict) else "") + (_img(png, "loss curves") or _note("no loss.png"))
+    return _section("Training", body, "training")
+
+
+def config_section(out: Path) -> str:
+    path = out / "config.yaml"
+    text = path.read_text(encoding="utf-8") if path.is_file() else ""
+    timings = _read(out / "timings.json")
+    body = ""
+    if isinstance(timings, dict) and timings:
+        total = sum(float(v) for v in timings.values())
+        body += _table(["stage", "seconds", "share"], [[k, f"{float(v):.1f}", pct(float(v) / total if total else 0, 0)]
+                                                        for k, v in timings.items()] + [["total", f"{total:.1f}", ""]])
+    else:
+        body += _note("timings.json is missing (stages run through the pipeline record their times).")
+    body += (f"<details><summary>config.yaml</summary><pre>{esc(text)}</pre></details>" if text
+             else _note("config.yaml is missing."))
+    return _section("Timings and configuration", body, "config")
+
+
+def render(cfg: RunConfig) -> str:
+    out = cfg.out
+    results = _read(artifacts.stage_dir(out, "eval") / "results.json") or _read(out / "results.json")
+    sections = [
+        comparison_section(results), paired_section(results), documents_section(results),
+        retrieval_section(results), graph_section(out), synthesis_section(out), filter_section(out),
+        training_section(out), config_section(out),
+    ]
+    stamp = time.strftime("%Y-%m-%d %H:%M")
+    return (
+        "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">"
+        f"<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>entigraph · {esc(cfg.name)}</title>"
+        f"<style>{CSS}</style><script>{SCRIPT}</script></head><body><main>"
+        f"<h1>entigraph run “{esc(cfg.name)}”</h1><p class=\"sub\">report written {esc(stamp)} from {esc(out)}</p>"
+        + headline(results, cfg) + "".join(sections) + "</main></body></html>"
+    )
+
+
+def run(cfg: RunConfig) -> dict:
+    page = render(cfg)
+    path = cfg.out / "report.html"
+    tmp = path.with_suffix(".html.tmp")
+    tmp.write_text(page, encoding="utf-8")
+    tmp.replace(path)
+    missing = [name for name, rel in (("eval", "eval/results.json"), ("extract", "extract/summary.json"),
+                                      ("synthesize", "synth/summary.json"), ("filter", "filter/report.json"),
+                                      ("train", "train/loss.png")) if not (cfg.out / rel).is_file()]
+    return {"path": str(path), "bytes": len(page.encode()), "missing": missing}
+
+
+def summary_lines(summary: dict) -> list[str]:
+    lines = [f"wrote {summary['path']} ({summary['bytes'] / 1024:.0f} KiB)"]
+    if summary.get("missing"):
+        lines.append("sections noted as missing: " + ", ".join(summary["missing"]))
+    return lines
+

@@ -1,0 +1,132 @@
+import hashlib
+import json
+import re
+import shutil
+
+import numpy as np
+import pytest
+
+from entigraph import artifacts
+from entigraph.backends.base import Generation
+from entigraph.config import RunConfig
+from entigraph.corpus import load_corpus
+from entigraph.errors import EntigraphError
+from entigraph.io import read_json, read_jsonl, write_jsonl
+from entigraph.records import to_dict
+from eval import compare
+from eval.report import run as report_run
+
+ROWS = [
+    {"input": "THE TIDAL CLOCK\n\nThe Harbour Guild built the tidal clock in 1887. Mara Velt kept its records.",
+     "instructions": ["Who built the tidal clock?\n\n (A) Mara Velt\n (B) The Harbour Guild\n (C) Oskar Brenn\n (D) Nobody",
+                      "When was it built?\n\n (A) 1887\n (B) 1901\n (C) 1931\n (D) 1963"],
+     "outputs": ["(B) The Harbour Guild", "(A) 1887"]},
+    {"input": "KETTLE POINT\n\nOskar Brenn painted the lighthouse at Kettle Point red. Herons nest in the salt marsh.",
+     "instructions": ["What colour is the lighthouse?\n\n (A) Blue\n (B) White\n (C) Red\n (D) Green"],
+     "outputs": ["(C) Red"]},
+]
+
+
+def hashed_embedder(cfg):
+    """Deterministic bag-of-words embedding in place of MiniLM (keeps the test fast and offline)."""
+    def embed(texts, dim=64):
+        out = np.zeros((len(texts), dim), dtype=np.float32)
+        for i, t in enumerate(texts):
+            for w in re.findall(r"\w+", t.lower()):
+                out[i, int(hashlib.md5(w.encode()).hexdigest(), 16) % dim] += 1
+        return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-9)
+    return embed
+
+
+@pytest.fixture
+def run_cfg(tmp_path, tiny_lm, monkeypatch):
+    corpus = tmp_path / "mini.jsonl"
+    corpus.write_text("".join(json.dumps(r) + "\n" for r in ROWS))
+    cfg = RunConfig(name="t", run_dir=str(tmp_path / "runs"), device="cpu")
+    cfg.corpus.paths = [str(corpus)]
+    cfg.models.base = tiny_lm
+    cfg.eval.bootstrap = 200
+    cfg.eval.dtype = "float32"
+    cfg.eval.retrieval.chunk_words = 12
+    cfg.eval.retrieval.chunk_overlap = 0
+    write_jsonl(artifacts.stage_dir(cfg.out, "extract") / "documents.jsonl",
+                [to_dict(d) for d in load_corpus(cfg.corpus.paths)])
+    monkeypatch.setattr(compare, "make_embedder", hashed_embedder)
+    return cfg
+
+
+def test_missing_trained_model_says_to_train(run_cfg):
+    run_cfg.eval.conditions = ["base_closed", "cpt_closed"]
+    with pytest.raises(EntigraphError, match="entigraph train"):
+        compare.run(run_cfg)
+
+
+def test_compare_end_to_end_then_report(run_cfg, tiny_lm):
+    shutil.copytree(tiny_lm, artifacts.stage_dir(run_cfg.out, "train") / "model")
+    run_cfg.eval.conditions = ["base_closed", "cpt_closed", "base_rag", "cpt_rag", "base_oracle", "cpt_oracle"]
+    run_cfg.eval.extra_models = {"rawcpt": tiny_lm}
+    summary = compare.run(run_cfg)
+
+    out = artifacts.stage_dir(run_cfg.out, "eval")
+    records = list(read_jsonl(out / "records.jsonl"))
+    conds = ["base_closed", "base_rag", "base_oracle", "cpt_closed", "cpt_rag", "cpt_oracle", "rawcpt_closed", "rawcpt_rag"]
+    assert len(records) == 3 * len(conds)
+    rec = next(r for r in records if r["condition"] == "base_rag")
+    assert set(rec["scores"]) == {"raw", "length_norm", "char_norm", "calibrated"}
+    assert rec["retrieved"] and rec["correct"] == (rec["predicted"] == rec["answer"])
+    assert next(r for r in records if r["condition"] == "cpt_oracle")["retrieved"] == [rec["doc_id"]]
+
+    results = read_json(run_cfg.out / "results.json")
+    assert results == read_json(out / "results.json")
+    assert list(results["conditions"]) == conds
+    c = results["conditions"]["base_closed"]
+    assert c["n"] == 3 and 0 <= c["ci95"][0] <= c["accuracy"] <= c["ci95"][1] <= 1
+    assert set(c["by_mode"]) == {"raw", "length_norm", "char_norm", "calibrated"}
+    # the same weights give the same answers: cpt (a copy of base) equals base
+    assert results["conditions"]["cpt_rag"]["accuracy"] == results["conditions"]["base_rag"]["accuracy"]
+    pair = next(p for p in results["paired"] if (p["a"], p["b"]) == ("cpt_closed", "base_closed"))
+    assert pair["diff"] == 0 and pair["mcnemar_p"] == 1.0
+    assert {"recall@1", "recall@3", "latency"} <= set(results["retrieval"])
+    assert set(results["by_document"]) == {"mini-0000", "mini-0001"} and results["chance"] == 0.25
+    assert (out / "index" / "index.faiss").is_file() and (out / "retrieval.json").is_file()
+    lines = compare.table_lines(results)
+    assert lines[0].startswith("condition") and any(l.startswith("cpt_closed - base_closed") for l in lines)
+    assert summary["conditions"].keys() == results["conditions"].keys()
+
+    page = report_run(run_cfg)
+    html = (run_cfg.out / "report.html").read_text()
+    assert page["missing"] and 'class="comparison"' in html and "cpt_closed" in html
+    assert "data:image/png;base64," in html
+
+
+class FakeBackend:
+    name, model = "fake", "fake"
+
+    def __init__(self):
+        self.seen = []
+
+    def generate(self, requests):
+        self.seen += requests
+        return [Generation("Let me think.\nAnswer: (B)") for _ in requests]
+
+    def count_tokens(self, text):
+        return len(text.split())
+
+    def close(self):
+        pass
+
+
+def test_generate_mode_parses_replies_from_any_backend(run_cfg, monkeypatch):
+    backend = FakeBackend()
+    monkeypatch.setattr("entigraph.backends.get_backend", lambda cfg, model=None: backend)
+    run_cfg.eval.conditions = ["base_closed", "base_oracle"]
+    run_cfg.eval.answer_mode = "generate"
+    run_cfg.eval.few_shot = 1
+    compare.run(run_cfg)
+    records = list(read_jsonl(artifacts.stage_dir(run_cfg.out, "eval") / "records.jsonl"))
+    assert [r["predicted"] for r in records] == [1] * 6
+    assert [r["correct"] for r in records[:3]] == [True, False, False]
+    assert backend.seen[0].sampling.temperature == 0.0
+    assert len(backend.seen[0].messages) == 3  # one solved example from the other document first
+    assert "Oskar Brenn painted" in backend.seen[3].messages[-1]["content"] or \
+           "Harbour Guild built" in backend.seen[3].messages[-1]["content"]  # oracle: the document
