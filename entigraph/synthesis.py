@@ -1,0 +1,201 @@
+"""The synthesize stage: sampler -> prompts -> backend -> store, resumable after any crash.
+
+The sampler's task stream is cut into windows of a few batches; each window is sorted by prompt
+length and cut into batches, so a batch holds prompts of similar length. The batches depend only
+on the stream, never on what is already done, and each batch commits in one transaction: a rerun
+after kill -9 skips the committed batches and regenerates the others exactly as they would have
+been (same composition, same seed), so the resumed store equals an uninterrupted run's.
+
+Writes under runs/<name>/synth/: store.sqlite (every attempt, with provenance), passages.jsonl
+(the ok passages in sampler order), failed.jsonl, summary.json.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from itertools import islice
+from pathlib import Path
+from typing import Any, Iterator
+
+from tqdm import tqdm
+
+from . import artifacts
+from .backends import Backend, Generation, Request, get_backend
+from .config import RunConfig
+from .errors import EntigraphError
+from .io import write_json
+from .prompts import Template, load_templates
+from .records import Document, Entity, Passage, SynthPassage, SynthTask
+from .sampler import RelationSampler, build_index
+from .store import Store
+
+WINDOW_BATCHES = 4  # batches per length-sorting window
+
+
+def load_graph(run_out: Path) -> Any:
+    import networkx as nx
+
+    path = artifacts.stage_dir(run_out, "extract") / "graph.graphml"
+    return nx.read_graphml(path) if path.is_file() else None  # else co-occurrence from mentions
+
+
+def request_seed(task_id: str) -> int:
+    return int(task_id[:8], 16)
+
+
+class Engine:
+    """Turns SynthTasks into stored SynthPassages with one backend and one set of templates."""
+
+    def __init__(self, cfg: RunConfig, backend: Backend, documents: list[Document], passages: list[Passage],
+                 entities: list[Entity], graph: Any = None, templates: dict[str, Template] | None = None) -> None:
+        self.cfg, self.backend = cfg, backend
+        s = cfg.synthesis
+        self.templates = templates or load_templates(s.templates_dir, s.modes)
+        self.docs = {d.doc_id: d for d in documents}
+        self.text = {p.passage_id: p.text for p in passages}
+        self.sampling = {m: t.sampling(s.sampling) for m, t in self.templates.items()}
+        salt = {m: {"template": t.version, "model": backend.model, "sampling": dataclasses.asdict(self.sampling[m]),
+                    "seed": cfg.seed} for m, t in self.templates.items()}
+        tokens = {p.passage_id: backend.count_tokens(p.text) for p in passages} if s.context == "local" else None
+        self.sampler = RelationSampler(
+            build_index(documents, passages, entities, graph), entities, passages, modes=s.modes,
+            strategy=s.strategy, context=s.context, context_tokens=s.context_tokens, seed=cfg.seed,
+            salt=salt, passage_tokens=tokens,
+        )
+
+    def tasks(self) -> Iterator[SynthTask]:
+        stream = iter(self.sampler)
+        return islice(stream, self.cfg.synthesis.max_passages) if self.cfg.synthesis.max_passages else stream
+
+    def messages(self, task: SynthTask) -> list[dict[str, str]]:
+        doc = self.docs[task.doc_ids[0]]
+        if self.cfg.synthesis.context == "document" and task.mode != "rephrase":
+            context = doc.text
+        else:
+            context = "\n\n".join(self.text[p] for p in task.passage_ids)
+        return self.templates[task.mode].render(title=doc.title, context=context, entities=task.entities)
+
+    def batches(self) -> Iterator[list[tuple[SynthTask, Request]]]:
+        """Batches of similar prompt length, formed from the stream alone (never from the store)."""
+        size = self.cfg.synthesis.batch_size
+        stream = self.tasks()
+        while window := list(islice(stream, size * WINDOW_BATCHES)):
+            items = [(t, Request(self.messages(t), self.sampling[t.mode], request_seed(t.task_id))) for t in window]
+            items.sort(key=lambda it: (sum(len(m["content"]) for m in it[1].messages), it[0].seq))
+            for i in range(0, len(items), size):
+                yield items[i:i + size]
+
+    def record(self, task: SynthTask, req: Request, gen: Generation) -> SynthPassage:
+        t = self.templates[task.mode]
+        return SynthPassage(
+            task_id=task.task_id, mode=task.mode, entities=task.entities, doc_ids=task.doc_ids,
+            passage_ids=task.passage_ids, text=gen.text, status="failed" if gen.finish_reason == "error" else "ok",
+            error=gen.error, template=Path(t.path).name, template_version=t.version, model=self.backend.model,
+            backend=self.backend.name, sampling=dataclasses.asdict(req.sampling), prompt_tokens=gen.prompt_tokens,
+            completion_tokens=gen.completion_tokens, finish_reason=gen.finish_reason, seconds=gen.seconds,
+            seq=task.seq, prompt=req.messages[-1]["content"],
+        )
+
+    def run(self, store: Store, progress: bool = True) -> dict[str, Any]:
+        s = self.cfg.synthesis
+        done = store.statuses()  # task_id -> (status, completion tokens), read once
+        stats = dict(resumed=0, generated=0, failed_now=0, new_prompt_tokens=0, new_completion_tokens=0)
+        budget_tokens, seen, stopped_by_tokens = 0, 0, False
+        start = time.perf_counter()
+        bar = tqdm(total=s.max_passages, unit="passage", desc="synthesize", disable=not progress,
+                   dynamic_ncols=True, mininterval=1.0)
+        for batch in self.batches():
+            if s.max_tokens is not None and budget_tokens >= s.max_tokens:
+                stopped_by_tokens = True
+                break
+            seen += len(batch)
+            todo = []
+            for task, req in batch:
+                status, tokens = done.get(task.task_id, (None, 0))
+                if status == "ok" or (status == "failed" and not s.retry_failed):
+                    stats["resumed"] += status == "ok"
+                    budget_tokens += tokens
+                    bar.update(1)
+                else:
+                    todo.append((task, req))
+            if not todo:
+                continue
+            gens = self.backend.generate([req for _, req in todo])
+            records = [self.record(t, r, g) for (t, r), g in zip(todo, gens)]
+            store.add(records)
+            for rec in records:
+                done[rec.task_id] = (rec.status, rec.completion_tokens)
+                if rec.status == "ok":
+                    stats["generated"] += 1
+                    budget_tokens += rec.completion_tokens
+                else:
+                    stats["failed_now"] += 1
+                stats["new_prompt_tokens"] += rec.prompt_tokens
+                stats["new_completion_tokens"] += rec.completion_tokens
+            bar.update(len(records))
+            rate = stats["new_completion_tokens"] / max(time.perf_counter() - start, 1e-9)
+            postfix = {"tokens": budget_tokens, "tok/s": f"{rate:.1f}"}
+            if s.max_tokens:
+                postfix["eta"] = f"{max(0, s.max_tokens - budget_tokens) / max(rate, 1e-9):.0f}s"
+            bar.set_postfix(postfix, refresh=False)
+        bar.close()
+        seconds = time.perf_counter() - start
+        totals = store.totals()
+        return {
+            "passages": totals["ok"], "failed": totals["failed"],
+            "prompt_tokens": totals["prompt_tokens"], "completion_tokens": totals["completion_tokens"],
+            "prompt_tokens_per_generated_token": round(totals["prompt_tokens"] / max(totals["completion_tokens"], 1), 3),
+            "tokens_per_s": round(stats["new_completion_tokens"] / max(seconds, 1e-9), 2),
+            "seconds": round(seconds, 2), "resumed": stats["resumed"], "generated": stats["generated"],
+            "failed_this_run": stats["failed_now"],
+            # False: the sampler ran out of tasks before the budget
+            "budget_reached": stopped_by_tokens or seen == s.max_passages,
+            "backend": self.backend.name, "model": self.backend.model, "strategy": s.strategy,
+            "context": s.context, "modes": list(s.modes),
+        }
+
+
+def run(cfg: RunConfig, progress: bool = True) -> dict[str, Any]:
+    """The synthesize stage (see the module docstring for what it writes)."""
+    from filelock import FileLock, Timeout
+
+    out = artifacts.stage_dir(cfg.out, "synthesize")
+    out.mkdir(parents=True, exist_ok=True)
+    documents, passages = artifacts.documents(cfg.out), artifacts.passages(cfg.out)
+    entities, graph = artifacts.entities(cfg.out), load_graph(cfg.out)
+    templates = load_templates(cfg.synthesis.templates_dir, cfg.synthesis.modes)
+    lock = FileLock(str(out / "store.lock"))
+    try:  # two writers would both generate the same pending tasks
+        lock.acquire(timeout=0)
+    except Timeout:
+        raise EntigraphError(f"{out} is being written by another entigraph process") from None
+    backend = get_backend(cfg)
+    try:
+        with Store(out / "store.sqlite") as store:
+            summary = Engine(cfg, backend, documents, passages, entities, graph, templates).run(store, progress)
+            store.export_jsonl(out / "passages.jsonl")
+            store.export_jsonl(out / "failed.jsonl", status="failed")
+    finally:
+        backend.close()
+        lock.release()
+    write_json(out / "summary.json", summary)
+    return summary
+
+
+def export_hf_dataset(cfg: RunConfig, path: str | Path | None = None) -> Path:
+    """Save the ok passages as a Hugging Face dataset (default: synth/hf_dataset)."""
+    out = artifacts.stage_dir(cfg.out, "synthesize")
+    target = Path(path) if path else out / "hf_dataset"
+    with Store(out / "store.sqlite") as store:
+        store.export_hf_dataset(target)
+    return target
+
+
+def summary_lines(summary: dict[str, Any]) -> list[str]:
+    return [
+        f"{summary['passages']} passages ({summary['resumed']} already done, {summary['failed']} failed), "
+        f"{summary['completion_tokens']} tokens generated",
+        f"{summary['tokens_per_s']} tokens/s; {summary['prompt_tokens_per_generated_token']} prompt tokens "
+        f"per generated token ({summary['context']} context)",
+    ]

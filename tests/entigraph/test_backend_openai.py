@@ -1,0 +1,196 @@
+"""The openai backend against a real HTTP server on 127.0.0.1 that injects faults."""
+
+import json
+import logging
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+from synth_inputs import tiny_config, write_inputs
+
+from entigraph.backends.base import Request
+from entigraph.backends.openai import OpenAIBackend, retry_after
+from entigraph.config import SamplingConfig
+
+KEY = "sk-test-9f8e7d6c5b4a"
+
+
+class FaultServer(ThreadingHTTPServer):
+    """Speaks /v1/chat/completions. A prompt containing `fault=<kind>` gets that fault on its first
+    attempts (`<kind>*` on every attempt); everything else is answered at once."""
+
+    daemon_threads = True
+
+    def __init__(self):
+        super().__init__(("127.0.0.1", 0), Handler)
+        self.lock = threading.Lock()
+        self.attempts: dict[str, list[float]] = {}
+        self.auth: set[str] = set()
+        self.seeds: list = []
+        self.thread = threading.Thread(target=self.serve_forever, daemon=True)
+        self.thread.start()
+
+    @property
+    def url(self):
+        return f"http://127.0.0.1:{self.server_address[1]}/v1"
+
+    def stop(self):
+        self.shutdown()
+        self.server_close()
+
+
+class Handler(BaseHTTPRequestHandler):
+    def log_message(self, *args):  # keep test output quiet
+        pass
+
+    def send(self, code, body, headers=()):
+        data = body if isinstance(body, bytes) else json.dumps(body).encode()
+        try:
+            self.send_response(code)
+            for k, v in headers:
+                self.send_header(k, v)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+        except (BrokenPipeError, ConnectionResetError):  # the client timed out and left
+            pass
+
+    def do_POST(self):
+        srv: FaultServer = self.server
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        prompt = body["messages"][-1]["content"]
+        with srv.lock:
+            srv.auth.add(self.headers.get("Authorization", ""))
+            srv.seeds.append(body.get("seed"))
+            n = len(srv.attempts.setdefault(prompt, []))
+            srv.attempts[prompt].append(time.monotonic())
+        fault = prompt.split("fault=")[1].split()[0] if "fault=" in prompt else ""
+        always = fault.endswith("*")
+        if fault and (always or n < 2):
+            kind = fault.rstrip("*")
+            if kind == "500":
+                return self.send(500, {"error": {"message": f"overloaded, key {KEY}"}})  # a leaky server
+            if kind == "429":
+                return self.send(429, {"error": "slow down"}, [("Retry-After", "0.3")])
+            if kind == "400":
+                return self.send(400, {"error": "bad request"})
+            if kind == "slow":
+                time.sleep(0.6)  # past the client's timeout
+                return self.send(200, {"choices": []})
+            if kind == "malformed":
+                return self.send(200, b"{not json")
+            if kind == "shape":
+                return self.send(200, {"choices": [{"message": {}}]})
+            if kind == "drop":
+                self.close_connection = True
+                return  # no response at all: the client sees the connection close
+        words = body["max_tokens"]
+        self.send(200, {
+            "choices": [{"message": {"role": "assistant", "content": f"answer to {prompt[-20:]}"},
+                         "finish_reason": "length"}],
+            "usage": {"prompt_tokens": len(prompt.split()), "completion_tokens": words},
+        })
+
+
+@pytest.fixture
+def server():
+    srv = FaultServer()
+    yield srv
+    srv.stop()
+
+
+def backend(srv, **kw):
+    kw = {"api_key": KEY, "concurrency": 4, "timeout_s": 0.3, "max_retries": 3, "backoff_s": 0.01, **kw}
+    return OpenAIBackend(srv.url, "tiny", **kw)
+
+
+def req(text, seed=7):
+    return Request([{"role": "user", "content": text}], SamplingConfig(max_new_tokens=5), seed)
+
+
+@pytest.mark.parametrize("fault", ["", "500", "429", "slow", "malformed", "shape", "drop"])
+def test_transient_faults_are_retried_until_success(server, fault, caplog):
+    b = backend(server)
+    with caplog.at_level(logging.WARNING):
+        [g] = b.generate([req(f"hello fault={fault} end" if fault else "hello")])
+    b.close()
+    assert g.finish_reason == "length" and g.error == "" and g.completion_tokens == 5
+    assert g.text.startswith("answer to")
+    [times] = server.attempts.values()
+    assert len(times) == (3 if fault else 1)
+    if fault == "429":  # Retry-After: 0.3 was honoured, not the 0.01 s backoff
+        assert times[1] - times[0] >= 0.29
+    assert server.auth == {f"Bearer {KEY}"} and server.seeds[0] == 7
+    assert KEY not in caplog.text
+
+
+def test_permanent_failures_are_reported_with_their_reason(server, caplog):
+    b = backend(server, max_retries=2)
+    prompts = ["a fault=500* x", "b fault=400 x", "c fault=slow* x", "d fault=drop* x", "e fault=malformed* x", "f"]
+    with caplog.at_level(logging.WARNING):
+        gens = b.generate([req(p) for p in prompts])
+    b.close()
+    reasons = [g.error for g in gens]
+    assert [g.finish_reason for g in gens] == ["error"] * 5 + ["length"]
+    assert reasons[0].startswith("HTTP 500") and reasons[1].startswith("HTTP 400")
+    assert reasons[2] == "timeout" and reasons[3].startswith("connection error")
+    assert reasons[4].startswith("malformed response")
+    assert len(server.attempts["b fault=400 x"]) == 1  # a 400 is not retried
+    assert len(server.attempts["a fault=500* x"]) == 3  # 1 + max_retries
+    assert all(KEY not in r for r in reasons) and KEY not in caplog.text  # scrubbed from echoes
+
+
+def test_unreachable_server_fails_fast_without_crashing():
+    import socket
+
+    with socket.socket() as s:  # a port with nothing listening
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    b = OpenAIBackend(f"http://127.0.0.1:{port}/v1", "tiny", timeout_s=0.3, max_retries=1, backoff_s=0.01)
+    [g] = b.generate([req("x")])
+    b.close()
+    assert g.finish_reason == "error" and g.error.startswith("connection error")
+
+
+def test_retry_after_parses_seconds_and_dates():
+    assert retry_after("2") == 2.0 and retry_after(None) is None and retry_after("soon") is None
+    assert 0 <= retry_after("Wed, 21 Oct 2015 07:28:00 GMT") <= 0.0 + 1e-9
+
+
+def test_synthesis_through_a_faulty_server(server, tmp_path, monkeypatch, caplog):
+    """Every passage is produced or recorded as failed with its reason; a rerun retries the failed
+    ones without duplicating; the key reaches neither the store nor the logs."""
+    from entigraph import synthesis
+    from entigraph.store import Store
+
+    monkeypatch.setenv("ENTIGRAPH_TEST_KEY", KEY)
+    cfg = tiny_config(tmp_path, "tiny", backend="openai", max_passages=16)
+    o = cfg.synthesis.openai
+    o.base_url, o.api_key_env, o.timeout_s, o.max_retries, o.backoff_s = server.url, "ENTIGRAPH_TEST_KEY", 0.3, 1, 0.01
+    tmpl = tmp_path / "templates"
+    tmpl.mkdir()
+    # inject faults through the prompt: pairs always fail with a 500, triples time out once
+    (tmpl / "pair.txt").write_text("# version: 1\n[user]\n{context}\nfault=500* {entity_1} and {entity_2}\n")
+    (tmpl / "triple.txt").write_text("# version: 1\n[user]\n{context}\nfault=slow {entity_1}\n")
+    cfg.synthesis.templates_dir = str(tmpl)
+    write_inputs(cfg)
+    with caplog.at_level(logging.WARNING):
+        first = synthesis.run(cfg, progress=False)
+        second = synthesis.run(cfg, progress=False)
+    with Store(cfg.out / "synth" / "store.sqlite") as store:
+        rows = list(store.passages(None))
+    assert len(rows) == len({r.task_id for r in rows}) == 16
+    for r in rows:
+        if r.mode == "pair":
+            assert r.status == "failed" and r.error.startswith("HTTP 500")
+        else:  # summaries at once; triples after the timeout (first run) or on the rerun
+            assert r.status == "ok" and r.text.startswith("answer to") and r.backend == "openai"
+    assert first["passages"] + first["failed"] == 16
+    pairs = sum(r.mode == "pair" for r in rows)
+    assert first["failed"] > pairs  # the triples timed out twice (1 + max_retries) in the first run
+    assert second["resumed"] == first["passages"] and second["failed"] == pairs
+    assert KEY not in caplog.text
+    for path in (cfg.out / "synth").rglob("*"):
+        if path.is_file():
+            assert KEY.encode() not in path.read_bytes(), path

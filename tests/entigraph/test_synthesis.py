@@ -1,0 +1,168 @@
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from synth_inputs import tiny_config, write_inputs
+
+from entigraph import artifacts, synthesis
+from entigraph.backends.base import Generation
+from entigraph.errors import EntigraphError
+from entigraph.io import read_json
+from entigraph.store import Store
+
+HERE = Path(__file__).parent
+
+
+def stored(cfg) -> list:
+    with Store(cfg.out / "synth" / "store.sqlite") as store:
+        return list(store.passages(None))
+
+
+def test_run_writes_outputs_with_provenance_and_resumes(tmp_path, tiny_lm):
+    cfg = tiny_config(tmp_path, tiny_lm, max_passages=10)
+    write_inputs(cfg)
+    summary = synthesis.run(cfg, progress=False)
+    out = cfg.out / "synth"
+    assert {"store.sqlite", "passages.jsonl", "failed.jsonl", "summary.json"} <= {p.name for p in out.iterdir()}
+    assert summary["passages"] == summary["generated"] == 10 and summary["resumed"] == 0
+    assert summary["completion_tokens"] > 0 and summary["tokens_per_s"] > 0 and summary["budget_reached"]
+    assert summary["prompt_tokens_per_generated_token"] == pytest.approx(
+        summary["prompt_tokens"] / summary["completion_tokens"], abs=1e-3)
+    assert read_json(out / "summary.json") == summary
+    rows = artifacts.synthetic(cfg.out)
+    assert [r.seq for r in rows] == list(range(10))
+    assert {r.mode for r in rows} == {"summary", "pair", "triple"}
+    for r in rows:
+        assert r.status == "ok" and r.backend == "hf" and r.model == tiny_lm and r.template == f"{r.mode}.txt"
+        assert r.template_version.startswith("1+") and r.sampling["max_new_tokens"] == 16
+        assert r.prompt_tokens > 0 and 0 < r.completion_tokens <= 16 and r.passage_ids and r.doc_ids
+        assert all(e in r.prompt for e in r.entities)
+    again = synthesis.run(cfg, progress=False)
+    assert again["resumed"] == 10 and again["generated"] == 0 and again["passages"] == 10
+    cfg.synthesis.max_passages = 14  # a bigger budget extends the same stream
+    more = synthesis.run(cfg, progress=False)
+    assert more["resumed"] == 10 and more["generated"] == 4
+    assert [r.text for r in artifacts.synthetic(cfg.out)][:10] == [r.text for r in rows]
+    path = synthesis.export_hf_dataset(cfg)
+    import datasets
+
+    assert len(datasets.load_from_disk(str(path))) == 14
+
+
+def test_token_budget_and_context_kinds(tmp_path, tiny_lm):
+    cfg = tiny_config(tmp_path / "a", tiny_lm, max_passages=None, max_tokens=40, modes=["pair"])
+    write_inputs(cfg)
+    s = synthesis.run(cfg, progress=False)
+    assert s["budget_reached"] and 40 <= s["completion_tokens"] < 40 + 4 * 16  # stops within a batch
+    ratios = {}
+    for context in ("local", "document"):
+        cfg = tiny_config(tmp_path / context, tiny_lm, max_passages=8, modes=["pair"], context=context)
+        write_inputs(cfg)
+        ratios[context] = synthesis.run(cfg, progress=False)["prompt_tokens_per_generated_token"]
+    assert ratios["document"] > ratios["local"]
+
+
+class FlakyBackend:
+    """Deterministic text from the seed; fails the first `fail_first` requests it sees."""
+
+    name, model = "fake", "fake-model"
+
+    def __init__(self, fail_first: int):
+        self.left, self.calls = fail_first, 0
+
+    def generate(self, requests):
+        out = []
+        for r in requests:
+            self.calls += 1
+            if self.left > 0:
+                self.left -= 1
+                out.append(Generation("", 3, 0, "error", "server on fire"))
+            else:
+                out.append(Generation(f"text {r.seed}", 3, 2, "stop"))
+        return out
+
+    def count_tokens(self, text):
+        return len(text.split())
+
+    def close(self):
+        pass
+
+
+@pytest.mark.parametrize("retry", [True, False])
+def test_failed_generations_are_stored_then_retried_never_duplicated(tmp_path, retry):
+    cfg = tiny_config(tmp_path, "fake", max_passages=12, retry_failed=retry)
+    write_inputs(cfg)
+    out = cfg.out
+    args = (artifacts.documents(out), artifacts.passages(out), artifacts.entities(out), synthesis.load_graph(out))
+    with Store(tmp_path / "store.sqlite") as store:
+        first = synthesis.Engine(cfg, FlakyBackend(5), *args).run(store, progress=False)
+        assert (first["passages"], first["failed"]) == (7, 5)
+        assert {p.error for p in store.passages("failed")} == {"server on fire"}
+        backend = FlakyBackend(0)
+        second = synthesis.Engine(cfg, backend, *args).run(store, progress=False)
+        assert backend.calls == (5 if retry else 0)
+        assert (second["passages"], second["failed"]) == ((12, 0) if retry else (7, 5))
+        assert store.totals()["rows"] == 12
+
+
+def test_missing_extract_outputs_name_the_stage(tmp_path):
+    with pytest.raises(EntigraphError, match="entigraph extract"):
+        synthesis.run(tiny_config(tmp_path, "fake"), progress=False)
+
+
+def kill_config(root, model):
+    cfg = tiny_config(Path(root), model, max_passages=24, batch_size=2)
+    cfg.synthesis.sampling.max_new_tokens = 24
+    return cfg
+
+
+def committed(db: Path) -> int:
+    if not db.exists():
+        return 0
+    try:
+        with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=1) as con:
+            return con.execute("SELECT COUNT(*) FROM passages").fetchone()[0]
+    except sqlite3.OperationalError:  # the schema is not there yet
+        return 0
+
+
+def test_sigkill_mid_run_then_resume_equals_an_uninterrupted_run(tmp_path, tiny_lm):
+    reference = kill_config(tmp_path / "ref", tiny_lm)
+    write_inputs(reference)
+    synthesis.run(reference, progress=False)
+    expected = {(r.task_id, r.seq, r.text) for r in stored(reference)}
+    assert len(expected) == 24
+
+    killed = kill_config(tmp_path / "killed", tiny_lm)
+    write_inputs(killed)
+    db = killed.out / "synth" / "store.sqlite"
+    script = tmp_path / "run_synth.py"
+    script.write_text(
+        "import sys\nsys.path.insert(0, sys.argv[3])\nfrom pathlib import Path\n"
+        "from test_synthesis import kill_config\nfrom entigraph import synthesis\n"
+        "synthesis.run(kill_config(sys.argv[1], sys.argv[2]), progress=False)\n"
+    )
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(HERE.parent.parent)}
+    mid_run = 0
+    for target in (4, 10, 16):  # kill once at least `target` passages are committed
+        proc = subprocess.Popen([sys.executable, str(script), str(tmp_path / "killed"), tiny_lm, str(HERE)],
+                                env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 120
+        while proc.poll() is None and committed(db) < target and time.monotonic() < deadline:
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        mid_run += proc.returncode == -signal.SIGKILL and committed(db) < 24
+    assert mid_run >= 2, "the runs finished before they could be killed"
+    summary = synthesis.run(killed, progress=False)
+    rows = stored(killed)
+    assert summary["resumed"] > 0 and summary["passages"] == 24
+    assert len(rows) == len({r.task_id for r in rows}) == 24  # no duplicates, nothing missing
+    assert {(r.task_id, r.seq, r.text) for r in rows} == expected  # identical for the fixed seed
+    with Store(db) as store:
+        assert store.totals()["attempts"] == 24  # no passage was written twice
