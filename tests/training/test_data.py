@@ -1,0 +1,128 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from transformers import AutoTokenizer
+
+from entigraph.errors import ConfigError, InputError
+from entigraph.io import read_jsonl, write_jsonl
+from training.data import BlockDataset, build, pack, training_order
+from training.replay import replay_texts, seed_prompts
+
+
+@pytest.fixture
+def tok(tiny_lm):
+    return AutoTokenizer.from_pretrained(tiny_lm)
+
+
+def test_pack_puts_eos_after_each_document_and_pads_the_tail():
+    blocks, lengths = pack([[5, 6, 7], [8, 9]], block_size=4, eos_id=2)
+    assert blocks.tolist() == [[5, 6, 7, 2], [8, 9, 2, 2]]
+    assert lengths.tolist() == [4, 3]  # the tail block is padded, not dropped
+    assert pack([], 4, 2)[0].shape == (0, 4)
+
+
+def test_block_dataset_masks_padding_out_of_loss_and_attention():
+    from training.data import PackedData
+
+    blocks, lengths = pack([[5, 6, 7, 8, 9]], block_size=4, eos_id=2)
+    data = PackedData(blocks, lengths, np.zeros(2, np.uint8), np.arange(2), np.zeros(0, np.int64), {})
+    item = BlockDataset(data, data.order)[1]
+    assert item["input_ids"].tolist() == [9, 2, 2, 2]
+    assert item["labels"].tolist() == [9, 2, -100, -100]
+    assert item["attention_mask"].tolist() == [1, 1, 0, 0]
+
+
+def test_training_order_mixes_replay_into_every_epoch_and_anneals_last():
+    main, replay, anneal = np.arange(18), np.arange(100, 104), np.arange(200, 203)
+    order, start, epoch_blocks = training_order(main, replay, anneal, epochs=2, replay_fraction=0.1,
+                                  anneal_fraction=0.1, rng=np.random.default_rng(0))
+    epoch_len = 18 + 2  # round(18 * 0.1 / 0.9) = 2 replay blocks an epoch
+    assert epoch_blocks == epoch_len
+    assert start == 2 * epoch_len and len(order) == start + round(start * 0.1 / 0.9)
+    for e in range(2):
+        epoch = order[e * epoch_len:(e + 1) * epoch_len]
+        assert sorted(epoch[epoch < 100]) == list(main)  # every main block once per epoch
+        assert (epoch >= 100).sum() == 2
+    assert set(order[:2 * epoch_len][order[:2 * epoch_len] >= 100]) == set(replay)  # cycles the pool
+    assert (order[start:] >= 200).all() and (order[:start] < 200).all()
+    again, _, _ = training_order(main, replay, anneal, epochs=2, replay_fraction=0.1,
+                              anneal_fraction=0.1, rng=np.random.default_rng(0))
+    assert (order == again).all()
+    fixed, _, _ = training_order(main, replay, anneal, epochs=2, replay_fraction=0.1,
+                              anneal_fraction=0.25, rng=np.random.default_rng(0), total=8)
+    assert len(fixed) == 8 and (fixed[6:] >= 200).all()
+
+
+def test_build_stores_data_and_reuses_it(run_cfg, tok):
+    data_dir = run_cfg.out / "train" / "data"
+    data = build(run_cfg, tok, [], global_batch=2, data_dir=data_dir)
+    m = data.manifest
+    assert m["val_blocks"] >= 1 and m["train_blocks"] > 0
+    assert set(np.asarray(data.val)).isdisjoint(np.asarray(data.order))
+    assert m["train_tokens_by_source"] == {"synthetic": m["train_tokens"]}
+    assert m["steps"] == -(-m["train_blocks"] // 2)
+    # EOS separates documents: one per kept passage in the synthetic pool
+    eos = (np.asarray(data.blocks)[np.asarray(data.lengths) > 0] == tok.eos_token_id).sum()
+    assert eos >= m["documents"]["synthetic"]
+    mtime = (data_dir / "order.npy").stat().st_mtime_ns
+    again = build(run_cfg, tok, [], global_batch=2, data_dir=data_dir)
+    assert (data_dir / "order.npy").stat().st_mtime_ns == mtime  # read back, not rebuilt
+    assert again.manifest["content_hash"] == m["content_hash"]
+    run_cfg.seed = 1  # a different seed is a different order
+    assert build(run_cfg, tok, [], 2, data_dir).manifest["content_hash"] != m["content_hash"]
+
+
+def test_raw_cpt_and_anneal_on_raw_training_blocks(run_cfg, tok):
+    run_cfg.train.data, run_cfg.train.anneal_fraction = "raw", 0.2
+    data = build(run_cfg, tok, [], 2, run_cfg.out / "train" / "data")
+    m = data.manifest
+    assert m["documents"]["synthetic"] == 0 and m["pool_blocks"]["anneal"] == 0
+    assert set(m["train_tokens_by_source"]) == {"raw", "anneal"}
+    tail = np.asarray(data.order[m["anneal_start"]:])
+    assert len(tail) and set(tail).isdisjoint(np.asarray(data.val))  # no validation leak
+
+
+def test_replay_share_and_empty_input_errors(run_cfg, tok):
+    data = build(run_cfg, tok, ["some generic replay text about rivers and valleys"] * 30, 2,
+                 run_cfg.out / "train" / "data")
+    by = data.manifest["train_tokens_by_source"]
+    assert 0.05 < by["replay"] / (by["replay"] + by["synthetic"]) < 0.15
+    write_jsonl(run_cfg.out / "filter" / "kept.jsonl", [])
+    with pytest.raises(InputError, match="no training text"):
+        build(run_cfg, tok, [], 2, run_cfg.out / "train" / "data2")
+
+
+def test_too_little_text_for_a_split_is_a_clear_error(run_cfg, tok):
+    run_cfg.train.block_size = 100_000
+    with pytest.raises(InputError, match="train.block_size"):
+        build(run_cfg, tok, [], 2, run_cfg.out / "train" / "data")
+
+
+def test_replay_from_files_and_none(run_cfg, tmp_path):
+    (tmp_path / "r.txt").write_text("Rivers shape valleys over thousands of years.")
+    run_cfg.train.replay.source, run_cfg.train.replay.paths = "files", [str(tmp_path / "r.txt")]
+    texts, info = replay_texts(run_cfg, tmp_path / "data")
+    assert texts == ["Rivers shape valleys over thousands of years."] and info["source"] == "files"
+    run_cfg.train.replay.paths = []
+    with pytest.raises(ConfigError):
+        replay_texts(run_cfg, tmp_path / "data")
+    run_cfg.train.replay.source = "none"
+    assert replay_texts(run_cfg, tmp_path / "data")[0] == []
+
+
+def test_self_replay_is_generated_once(run_cfg, tiny_lm, tok, tmp_path):
+    from transformers import AutoModelForCausalLM
+
+    calls = []
+
+    def load():
+        calls.append(1)
+        return AutoModelForCausalLM.from_pretrained(tiny_lm)
+
+    texts, info = replay_texts(run_cfg, tmp_path, tok, load)
+    assert len(calls) == 1 and info["source"] == "self" and len(list(read_jsonl(tmp_path / "replay.jsonl"))) == 4
+    again, _ = replay_texts(run_cfg, tmp_path, tok, load)
+    assert again == texts and len(calls) == 1  # stored, not regenerated
+    assert len(set(seed_prompts(50, 0))) == 50
+

@@ -1,0 +1,267 @@
+"""Training data: tokenise, pack into fixed blocks, hold out validation, fix the order once.
+
+Everything a resumed run needs to read the same blocks in the same order is stored under
+``train/data/`` and reused while its inputs and settings are unchanged:
+
+    blocks.npy     uint32 [n_blocks, block_size]  every packed block (the last block of a source is padded)
+    lengths.npy    int32  [n_blocks]              real tokens in each block
+    sources.npy    uint8  [n_blocks]              source of each block (index into manifest["sources"])
+    order.npy      int64  [n_train]               training order: indices into blocks, every epoch
+                                                  (shuffled main mix + replay), then the anneal blocks
+    val.npy        int64  [n_val]                 held-out blocks
+    manifest.json  counts, settings, the input key and a content hash
+
+The order is materialised rather than left to a sampler, so training reads it sequentially: a run
+killed at any step resumes on exactly the blocks an uninterrupted run would have seen.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from itertools import chain
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from entigraph import artifacts
+from entigraph.config import RunConfig
+from entigraph.corpus import load_corpus
+from entigraph.errors import InputError
+from entigraph.io import read_json, write_json
+
+FORMAT_VERSION = 1
+SOURCES = ("synthetic", "raw", "replay", "anneal")
+
+
+@dataclass
+class PackedData:
+    blocks: np.ndarray  # [n_blocks, block_size]
+    lengths: np.ndarray
+    sources: np.ndarray
+    order: np.ndarray
+    val: np.ndarray
+    manifest: dict[str, Any]
+
+
+class BlockDataset(torch.utils.data.Dataset):
+    """Blocks in a fixed order; padded tails are masked out of attention and loss."""
+
+    def __init__(self, data: PackedData, indices: np.ndarray):
+        self.data, self.indices = data, indices
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        b = int(self.indices[i])
+        ids = torch.from_numpy(self.data.blocks[b].astype(np.int64))
+        n = int(self.data.lengths[b])
+        mask = torch.zeros_like(ids)
+        mask[:n] = 1
+        labels = ids.clone()
+        labels[n:] = -100
+        return {"input_ids": ids, "attention_mask": mask, "labels": labels}
+
+
+def main_texts(cfg: RunConfig) -> dict[str, list[str]]:
+    """The texts of the main mix: kept synthetic passages and/or the raw corpus (Raw-CPT)."""
+    texts: dict[str, list[str]] = {}
+    if cfg.train.data in ("synthetic", "synthetic+raw"):
+        texts["synthetic"] = [p.text for p in artifacts.kept(cfg.out) if p.text.strip()]
+    if cfg.train.data in ("raw", "synthetic+raw"):
+        texts["raw"] = [d.text for d in artifacts.documents(cfg.out) if d.text.strip()]
+    return texts
+
+
+def anneal_texts(cfg: RunConfig) -> list[str]:
+    """The high-quality set for the final steps: train.anneal_paths, or the raw corpus."""
+    if cfg.train.anneal_fraction <= 0:
+        return []
+    if cfg.train.anneal_paths:
+        return [d.text for d in load_corpus(cfg.train.anneal_paths) if d.text.strip()]
+    return [d.text for d in artifacts.documents(cfg.out) if d.text.strip()]
+
+
+def tokenize(texts: list[str], tokenizer, desc: str, batch: int = 256) -> list[list[int]]:
+    out: list[list[int]] = []
+    for i in tqdm(range(0, len(texts), batch), desc=f"tokenise {desc}", unit="batch",
+                  disable=len(texts) <= batch):
+        out += tokenizer(texts[i:i + batch], add_special_tokens=False)["input_ids"]
+    return out
+
+
+def pack(docs: list[list[int]], block_size: int, eos_id: int) -> tuple[np.ndarray, np.ndarray]:
+    """Concatenate documents with EOS after each and cut fixed blocks; the tail block is padded
+    (with EOS, masked) rather than dropped, so small corpora lose nothing."""
+    count = sum(len(ids) + 1 for ids in docs)
+    flat = np.fromiter(chain.from_iterable(ids + [eos_id] for ids in docs), dtype=np.uint32, count=count)
+    n = math.ceil(len(flat) / block_size)
+    blocks = np.full((n, block_size), eos_id, dtype=np.uint32)
+    blocks.reshape(-1)[: len(flat)] = flat
+    lengths = np.full(n, block_size, dtype=np.int32)
+    if n:
+        lengths[-1] = len(flat) - (n - 1) * block_size
+    return blocks, lengths
+
+
+def _cycle(pool: np.ndarray, start: int, n: int) -> np.ndarray:
+    """n indices from a pool, wrapping around; successive calls continue where the last stopped."""
+    if n == 0 or len(pool) == 0:
+        return np.zeros(0, dtype=np.int64)
+    return pool[(start + np.arange(n)) % len(pool)]
+
+
+def training_order(main: np.ndarray, replay: np.ndarray, anneal: np.ndarray, *, epochs: float,
+                   replay_fraction: float, anneal_fraction: float, rng: np.random.Generator,
+                   total: int | None = None) -> tuple[np.ndarray, int, int]:
+    """Block indices in training order, where annealing starts, and the blocks in an epoch.
+
+    Every epoch is a fresh shuffle of the main blocks plus replay blocks making up
+    `replay_fraction` of it (cycling through the replay pool across epochs); the anneal blocks
+    (`anneal_fraction` of the whole order) come last. `total` (from train.max_steps) fixes the
+    length instead of `epochs`.
+    """
+    n_replay = round(len(main) * replay_fraction / (1 - replay_fraction)) if len(replay) else 0
+    replay = rng.permutation(replay)
+    epoch_len = len(main) + n_replay
+    if total is None:
+        n_main = round(epochs * epoch_len)
+        n_anneal = round(n_main * anneal_fraction / (1 - anneal_fraction)) if len(anneal) else 0
+    else:
+        n_anneal = round(total * anneal_fraction) if len(anneal) else 0
+        n_main = total - n_anneal
+    parts, have, e = [], 0, 0
+    while have < n_main:
+        epoch = np.concatenate([main, _cycle(replay, e * n_replay, n_replay)])
+        parts.append(rng.permutation(epoch))
+        have += len(epoch)
+        e += 1
+    order = np.concatenate(parts)[:n_main] if parts else np.zeros(0, dtype=np.int64)
+    tail = _cycle(rng.permutation(anneal), 0, n_anneal)
+    return np.concatenate([order, tail]).astype(np.int64), len(order), epoch_len
+
+
+def _hash_texts(h: "hashlib._Hash", texts: list[str]) -> None:
+    for t in texts:
+        h.update(hashlib.sha256(t.encode()).digest())
+
+
+def input_key(cfg: RunConfig, tokenizer, texts: dict[str, list[str]], global_batch: int) -> str:
+    """Hash of everything that determines the packed data: reuse stored data only on a match."""
+    t = cfg.train
+    settings = {
+        "version": FORMAT_VERSION, "seed": cfg.seed, "data": t.data, "block_size": t.block_size,
+        "epochs": t.epochs, "max_steps": t.max_steps, "global_batch": global_batch,
+        "val_fraction": t.val_fraction, "replay_fraction": t.replay.fraction,
+        "anneal_fraction": t.anneal_fraction, "tokenizer": tokenizer.name_or_path,
+        "vocab": len(tokenizer), "eos": tokenizer.eos_token_id,
+    }
+    h = hashlib.sha256(json.dumps(settings, sort_keys=True).encode())
+    for name in sorted(texts):
+        h.update(name.encode())
+        _hash_texts(h, texts[name])
+    return h.hexdigest()[:16]
+
+
+def _content_hash(*arrays: np.ndarray) -> str:
+    h = hashlib.sha256()
+    for a in arrays:
+        h.update(np.ascontiguousarray(a).tobytes())
+    return h.hexdigest()[:16]
+
+
+def load(data_dir: Path) -> PackedData:
+    manifest = read_json(data_dir / "manifest.json")
+    arrays = {n: np.load(data_dir / f"{n}.npy", mmap_mode="r") for n in ("blocks", "lengths", "sources", "order", "val")}
+    return PackedData(manifest=manifest, **arrays)
+
+
+def build(cfg: RunConfig, tokenizer, replay: list[str], global_batch: int, data_dir: Path) -> PackedData:
+    """Pack the training data, or load it when `data_dir` holds the same inputs and settings."""
+    t = cfg.train
+    texts = main_texts(cfg)
+    texts.update({"replay": replay, "anneal": anneal_texts(cfg)})
+    key = input_key(cfg, tokenizer, texts, global_batch)
+    if (data_dir / "manifest.json").is_file() and read_json(data_dir / "manifest.json").get("key") == key:
+        return load(data_dir)
+    if not any(texts.get(s) for s in ("synthetic", "raw")):
+        what = "filter/kept.jsonl has no passages" if t.data == "synthetic" else "the corpus is empty"
+        raise InputError(f"train: no training text ({what}; train.data={t.data})")
+
+    eos = tokenizer.eos_token_id if tokenizer.eos_token_id is not None else tokenizer.pad_token_id
+    all_blocks, all_lengths, all_sources, ranges = [], [], [], {}
+    offset = 0
+    # The anneal set defaults to the raw corpus: when raw text is already in the main mix, anneal
+    # on its training blocks (not a second copy, which could contain validation blocks).
+    anneal_is_raw = "raw" in texts and t.anneal_fraction > 0 and not t.anneal_paths
+    for code, name in enumerate(SOURCES):
+        if not texts.get(name) or (name == "anneal" and anneal_is_raw):
+            ranges[name] = np.zeros(0, dtype=np.int64)
+            continue
+        blocks, lengths = pack(tokenize(texts[name], tokenizer, name), t.block_size, eos)
+        all_blocks.append(blocks)
+        all_lengths.append(lengths)
+        all_sources.append(np.full(len(blocks), code, dtype=np.uint8))
+        ranges[name] = np.arange(offset, offset + len(blocks), dtype=np.int64)
+        offset += len(blocks)
+    blocks = np.concatenate(all_blocks)
+    lengths = np.concatenate(all_lengths)
+    sources = np.concatenate(all_sources)
+
+    rng = np.random.default_rng(cfg.seed)
+    main = rng.permutation(np.concatenate([ranges["synthetic"], ranges["raw"]]))
+    n_val = max(1, round(len(main) * t.val_fraction)) if t.val_fraction > 0 else 0
+    if len(main) - n_val < 1:
+        raise InputError(
+            f"train: only {int(lengths[main].sum())} tokens of training text, {len(main)} block(s) of "
+            f"train.block_size={t.block_size}: too few for a validation split; lower train.block_size "
+            "or train.val_fraction, or synthesise more"
+        )
+    val, main = np.sort(main[:n_val]), np.sort(main[n_val:])
+    anneal = main[np.isin(main, ranges["raw"])] if anneal_is_raw else ranges["anneal"]
+    total = t.max_steps * global_batch if t.max_steps else None
+    order, anneal_start, epoch_blocks = training_order(
+        main, ranges["replay"], anneal, epochs=t.epochs, replay_fraction=t.replay.fraction,
+        anneal_fraction=t.anneal_fraction, rng=rng, total=total,
+    )
+
+    def tokens_by_source(idx: np.ndarray) -> dict[str, int]:
+        return {SOURCES[c]: int(lengths[idx][sources[idx] == c].sum()) for c in np.unique(sources[idx])}
+
+    by_source = tokens_by_source(order[:anneal_start])
+    if anneal_start < len(order):
+        by_source["anneal"] = int(lengths[order[anneal_start:]].sum())
+    manifest = {
+        "version": FORMAT_VERSION,
+        "key": key,
+        "content_hash": _content_hash(blocks, lengths, order, val),
+        "block_size": t.block_size,
+        "seed": cfg.seed,
+        "eos_token_id": int(eos),
+        "global_batch": global_batch,
+        "sources": list(SOURCES),
+        "documents": {name: len(texts.get(name) or []) for name in SOURCES},
+        "pool_blocks": {name: len(r) for name, r in ranges.items()},
+        "pool_tokens": {name: int(lengths[r].sum()) for name, r in ranges.items()},
+        "train_blocks": int(len(order)),
+        "val_blocks": int(len(val)),
+        "anneal_start": int(anneal_start),
+        "epoch_blocks": int(epoch_blocks),
+        "train_tokens": int(lengths[order].sum()),
+        "val_tokens": int(lengths[val].sum()),
+        "train_tokens_by_source": by_source,
+        "epochs": round(anneal_start / epoch_blocks, 4),  # differs from train.epochs under max_steps
+        "steps": math.ceil(len(order) / global_batch),
+        "padding_tokens": int(len(order) * t.block_size - lengths[order].sum()),
+    }
+    data_dir.mkdir(parents=True, exist_ok=True)
+    for name, arr in (("blocks", blocks), ("lengths", lengths), ("sources", sources), ("order", order), ("val", val)):
+        np.save(data_dir / f"{name}.npy", arr)
+    write_json(data_dir / "manifest.json", manifest)  # last: the manifest marks the data complete
+    return load(data_dir)

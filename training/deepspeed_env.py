@@ -1,0 +1,122 @@
+"""Where training runs: DeepSpeed config resolution, bf16 detection, and the one-process CPU setup.
+
+Under the ``deepspeed`` launcher (or torchrun) the environment is the launcher's: nothing here
+overrides it. Started as a plain process, DeepSpeed still needs a process group; on CPU that is
+one gloo rank with the variables set here (see ../shared/FIELD-NOTES.md).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+import torch
+
+from entigraph.errors import ConfigError
+from entigraph.models import cache_root
+
+REPO = Path(__file__).resolve().parents[1]
+SINGLE_PROCESS_ENV = ("DS_ACCELERATOR", "RANK", "LOCAL_RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
+
+
+def launched() -> bool:
+    """True under the deepspeed launcher, torchrun or accelerate launch (they set LOCAL_RANK)."""
+    return "LOCAL_RANK" in os.environ
+
+
+def world_size() -> int:
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def use_cuda(device: str) -> bool:
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("device: 'cuda' but torch sees no GPU")
+    return device != "cpu" and torch.cuda.is_available()
+
+
+def cpu_has_bf16() -> bool:
+    """Native bf16 matmuls (AVX512-BF16 or AMX). Without them bf16 is emulated and slower than
+    fp32: 2.4x slower for a 1024x576x1536 matmul on this AVX-512 machine without avx512_bf16."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text().split()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def bf16_supported(cuda: bool) -> bool:
+    return torch.cuda.is_bf16_supported() if cuda else cpu_has_bf16() and torch.backends.mkldnn.is_available()
+
+
+def resolve_config(name: str | None) -> Path | None:
+    """train.deepspeed: a JSON path (relative to the working dir or the repo) or a bare name such
+    as ``zero2`` for configs/deepspeed/zero2.json."""
+    if not name:
+        return None
+    for candidate in (Path(name), REPO / name, REPO / "configs" / "deepspeed" / f"{name}.json"):
+        if candidate.is_file():
+            return candidate.resolve()
+    raise ConfigError(f"train.deepspeed: {name} not found (give a JSON path or one of "
+                      f"{', '.join(p.stem for p in sorted((REPO / 'configs' / 'deepspeed').glob('*.json')))})")
+
+
+def load_config(path: Path, bf16: bool) -> dict:
+    """The DeepSpeed config with bf16 set to what this hardware does: a config asking for bf16
+    trains in fp32 where bf16 is unsupported or slower (the HF integration rejects a mismatch
+    between the JSON and TrainingArguments, so it is settled here)."""
+    try:
+        config = json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise ConfigError(f"{path}: not valid JSON ({e.msg} at line {e.lineno})") from None
+    if "bf16" in config:
+        config["bf16"]["enabled"] = bf16
+    if "optimizer" in config and not config.get("zero_optimization", {}).get("offload_optimizer"):
+        # A named optimizer makes DeepSpeed JIT-compile its own Adam (~70 s on CPU); the Trainer's
+        # torch AdamW is as fast here. Offload configs keep theirs (DeepSpeedCPUAdam is the point).
+        del config["optimizer"]
+    return config
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextmanager
+def single_process(cache_dir: str | None, cuda: bool) -> Iterator[None]:
+    """A one-rank process group for DeepSpeed outside a launcher. The variables are restored
+    afterwards so later stages in this process do not think they are distributed; the group itself
+    lives as long as the process (DeepSpeed caches its sub-groups, so a second one would break)."""
+    # The shm comm op is JIT-built once (~45-110 s); keep it with the project's model cache.
+    os.environ.setdefault("TORCH_EXTENSIONS_DIR", str(cache_root(cache_dir) / "torch_extensions"))
+    if launched():
+        yield
+        return
+    saved = dict(os.environ)  # the HF integration adds ACCELERATE_USE_DEEPSPEED and others too
+    os.environ.update({"RANK": "0", "LOCAL_RANK": "0", "WORLD_SIZE": "1", "MASTER_ADDR": "127.0.0.1"})
+    if not cuda:
+        os.environ["DS_ACCELERATOR"] = "cpu"
+    if not torch.distributed.is_initialized():
+        os.environ["MASTER_PORT"] = str(_free_port())
+        import deepspeed
+
+        deepspeed.init_distributed(dist_backend="nccl" if cuda else "gloo", verbose=False)
+    try:
+        yield
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+        _reset_accelerate()
+
+
+def _reset_accelerate() -> None:
+    """accelerate keeps its distributed state in process-wide singletons; forget it."""
+    from accelerate.state import AcceleratorState, PartialState
+
+    AcceleratorState._reset_state(reset_partial_state=True)
+    PartialState._reset_state()

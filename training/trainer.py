@@ -1,0 +1,337 @@
+"""The train stage: continued pretraining with the transformers Trainer, optionally under DeepSpeed.
+
+    train/data/         packed blocks and the fixed training order (training/data.py)
+    train/checkpoints/  Trainer checkpoints every train.save_steps; a rerun resumes from the last
+                        complete one (removed after success unless train.keep_checkpoints)
+    train/model/        the final Hugging Face model folder (safetensors, tokenizer, config)
+    train/loss.json     steps, train loss, validation loss, learning rate, tokens
+    train/loss.png      the loss curves
+    train/summary.json  tokens per source, blocks, steps, losses, throughput, memory, settings
+
+Determinism: the data order is materialised and read sequentially, the Trainer restores its RNG
+state from the checkpoint, so a run killed at any moment ends where an uninterrupted run ends.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import resource
+import shutil
+import sys
+import time
+from contextlib import nullcontext
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from entigraph import artifacts
+from entigraph.config import RunConfig
+from entigraph.io import read_json, write_json
+from entigraph.models import resolve_lm
+
+from . import deepspeed_env
+from .data import BlockDataset, PackedData, build
+from .replay import replay_texts
+
+SAVE_TOTAL_LIMIT = 2  # keep one spare: the newest checkpoint may be half-written when killed
+
+
+def checkpoint_step(path: Path) -> int:
+    return int(path.name.rsplit("-", 1)[1])
+
+
+def is_complete(ckpt: Path) -> bool:
+    """The Trainer writes trainer_state.json last: a checkpoint without a readable one is partial."""
+    try:
+        return "global_step" in read_json(ckpt / "trainer_state.json")
+    except (OSError, ValueError):
+        return False
+
+
+def last_checkpoint(ckpt_dir: Path) -> Path | None:
+    ckpts = sorted(ckpt_dir.glob("checkpoint-*"), key=checkpoint_step, reverse=True)
+    return next((c for c in ckpts if is_complete(c)), None)
+
+
+def prepare_checkpoints(ckpt_dir: Path, run_key: str) -> Path | None:
+    """The checkpoint to resume from. Checkpoints of other data or settings, and partial ones
+    (a kill during a save), are removed so the Trainer's rotation never counts them."""
+    key_file = ckpt_dir / "run_key.json"
+    if ckpt_dir.exists() and (not key_file.is_file() or read_json(key_file).get("key") != run_key):
+        if any(ckpt_dir.glob("checkpoint-*")):
+            print(f"[train] settings or data changed: discarding checkpoints in {ckpt_dir}", file=sys.stderr)
+        shutil.rmtree(ckpt_dir)
+    for ckpt in ckpt_dir.glob("checkpoint-*"):
+        if not is_complete(ckpt):
+            shutil.rmtree(ckpt)
+    write_json(key_file, {"key": run_key})
+    return last_checkpoint(ckpt_dir)
+
+
+def run_key(cfg: RunConfig, data: PackedData, model_path: str, ds_config: dict | None, bf16: bool) -> str:
+    """What makes a checkpoint resumable: same data and order, same optimisation settings."""
+    t = cfg.to_dict()["train"]
+    for k in ("save_steps", "logging_steps", "eval_steps", "threads", "keep_checkpoints"):
+        t.pop(k, None)
+    blob = json.dumps([data.manifest["content_hash"], t, cfg.seed, model_path, ds_config, bf16],
+                      sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def _callbacks(data: PackedData, global_batch: int):
+    """(step timer, epoch relabeller). Both are plain TrainerCallbacks."""
+    from transformers import TrainerCallback
+
+    class StepTimer(TrainerCallback):
+        """Seconds spent in optimizer steps only (not evaluation or checkpoint saves)."""
+
+        def __init__(self):
+            self.seconds, self.steps, self._start = 0.0, 0, 0.0
+
+        def on_step_begin(self, args, state, control, **kwargs):
+            self._start = time.perf_counter()
+
+        def on_step_end(self, args, state, control, **kwargs):
+            self.seconds += time.perf_counter() - self._start
+            self.steps += 1
+
+    class Epochs(TrainerCallback):
+        """The Trainer sees one pass over the materialised order; log data epochs instead."""
+
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            m = data.manifest
+            if logs is not None and "epoch" in logs:
+                logs["epoch"] = round(min(state.global_step * global_batch, m["anneal_start"]) / m["epoch_blocks"], 4)
+
+    return StepTimer(), Epochs()
+
+
+def loss_curves(log_history: list[dict], data: PackedData, global_batch: int) -> dict[str, Any]:
+    """train/loss.json: one row per logged step; evaluations deduplicated by step (last wins)."""
+    tokens = np.cumsum(data.lengths[data.order])
+
+    def tokens_at(step: int) -> int:
+        return int(tokens[min(step * global_batch, len(tokens)) - 1]) if step else 0
+
+    train = [r for r in log_history if "loss" in r]
+    evals = {r["step"]: r["eval_loss"] for r in log_history if "eval_loss" in r}
+    return {
+        "steps": [r["step"] for r in train],
+        "train_loss": [r["loss"] for r in train],
+        "lr": [r.get("learning_rate") for r in train],
+        "tokens": [tokens_at(r["step"]) for r in train],
+        "eval_steps": sorted(evals),
+        "eval_loss": [evals[s] for s in sorted(evals)],
+        "eval_tokens": [tokens_at(s) for s in sorted(evals)],
+        "anneal_start_step": (data.manifest["anneal_start"] // global_batch
+                              if data.manifest["anneal_start"] < len(data.order) else None),
+    }
+
+
+def plot_losses(curves: dict[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 3.5), dpi=120)
+    ax.plot(curves["steps"], curves["train_loss"], label="train", lw=1.2)
+    if curves["eval_steps"]:
+        ax.plot(curves["eval_steps"], curves["eval_loss"], "o-", label="validation", lw=1.2, ms=3)
+    if curves["anneal_start_step"] is not None:
+        ax.axvline(curves["anneal_start_step"], color="grey", ls=":", label="annealing")
+    ax.set_xlabel("step")
+    ax.set_ylabel("loss")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def _peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+
+
+def _save_model(trainer, tokenizer, out: Path) -> None:
+    """A plain Hugging Face folder, written aside and renamed so a kill never leaves half of one."""
+    tmp = out.with_name(out.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    from transformers.integrations import is_deepspeed_zero3_enabled
+
+    trainer.model.config.use_cache = True  # the Trainer turns the KV cache off for training
+    if is_deepspeed_zero3_enabled():
+        trainer.save_model(str(tmp))  # every rank: gathers the ZeRO-3 shards
+    elif trainer.args.should_save:
+        # The module itself holds full weights below ZeRO-3; its save_pretrained keeps tied
+        # embeddings tied (DeepSpeed's state dict would store lm_head.weight a second time).
+        trainer.model.save_pretrained(tmp)
+    if trainer.args.should_save:
+        tokenizer.save_pretrained(tmp)
+        (tmp / "training_args.bin").unlink(missing_ok=True)  # a pickle of our settings: not model
+        shutil.rmtree(out, ignore_errors=True)
+        tmp.replace(out)
+
+
+def train(cfg: RunConfig, callbacks: list | None = None):
+    """Train and return (trainer, summary); `callbacks` are extra TrainerCallbacks. run() is the
+    stage entry point."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    import torch
+    from filelock import FileLock
+    from transformers import AutoModelForCausalLM, AutoTokenizer, Trainer, TrainingArguments, default_data_collator
+
+    start = time.perf_counter()
+    t = cfg.train
+    out = artifacts.stage_dir(cfg.out, "train")
+    data_dir, ckpt_dir = out / "data", out / "checkpoints"
+    out.mkdir(parents=True, exist_ok=True)
+    if t.threads:
+        torch.set_num_threads(t.threads)
+    cuda = deepspeed_env.use_cuda(cfg.device)
+    bf16 = t.bf16 and deepspeed_env.bf16_supported(cuda)
+    ds_path = deepspeed_env.resolve_config(t.deepspeed)
+    ds_config = deepspeed_env.load_config(ds_path, bf16) if ds_path else None
+    model_path = resolve_lm(cfg.models.base, cfg.models.cache_dir)
+    tokenizer = AutoTokenizer.from_pretrained(model_path)
+    global_batch = t.micro_batch_size * t.grad_accum * deepspeed_env.world_size()
+
+    # Every rank passes here; the first packs the data (and self-synthesises replay), the others
+    # then load what it stored.
+    with FileLock(str(out / ".data.lock")):
+        replay, replay_info = replay_texts(cfg, data_dir, tokenizer, _model_loader(model_path, cuda))
+        data = build(cfg, tokenizer, replay, global_batch, data_dir)
+        resume = prepare_checkpoints(ckpt_dir, run_key(cfg, data, model_path, ds_config, bf16))
+    steps = data.manifest["steps"]
+    eval_steps = t.eval_steps or max(1, math.ceil(steps / 10))
+
+    env = deepspeed_env.single_process(cfg.models.cache_dir, cuda) if ds_config else nullcontext()
+    with env:
+        args = TrainingArguments(
+            output_dir=str(ckpt_dir),
+            # The order already holds every epoch (and the anneal tail): one sequential pass.
+            num_train_epochs=1,
+            train_sampling_strategy="sequential",
+            per_device_train_batch_size=t.micro_batch_size,
+            per_device_eval_batch_size=t.micro_batch_size,
+            gradient_accumulation_steps=t.grad_accum,
+            learning_rate=t.lr,
+            lr_scheduler_type=t.lr_scheduler,
+            warmup_steps=t.warmup_ratio,  # a float in [0, 1) is a share of the steps
+            weight_decay=t.weight_decay,
+            bf16=bf16,
+            gradient_checkpointing=t.gradient_checkpointing,
+            logging_steps=t.logging_steps,
+            eval_strategy="steps" if len(data.val) else "no",
+            eval_steps=eval_steps,
+            eval_on_start=bool(len(data.val)) and resume is None,
+            save_strategy="steps",
+            save_steps=t.save_steps,
+            save_total_limit=SAVE_TOTAL_LIMIT,
+            seed=cfg.seed,
+            data_seed=cfg.seed,
+            dataloader_num_workers=0,
+            use_cpu=not cuda,
+            deepspeed=ds_config,
+            report_to="none",
+            disable_tqdm=False,
+        )
+        # After TrainingArguments: under ZeRO-3 from_pretrained then loads straight into shards.
+        model = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.float32)
+        timer, relabel = _callbacks(data, global_batch)
+        trainer = Trainer(
+            model=model, args=args, train_dataset=BlockDataset(data, data.order),
+            eval_dataset=BlockDataset(data, data.val) if len(data.val) else None,
+            data_collator=default_data_collator, processing_class=tokenizer, callbacks=[timer, *(callbacks or [])],
+        )
+        trainer.callback_handler.callbacks.insert(0, relabel)  # before the progress bar prints
+        first_step = checkpoint_step(resume) if resume else 0
+        trainer.train(resume_from_checkpoint=str(resume) if resume else None)
+        val_loss = trainer.evaluate()["eval_loss"] if len(data.val) else None
+        _save_model(trainer, tokenizer, out / "model")
+        is_main = trainer.args.should_save
+
+    summary: dict[str, Any] = {}
+    if is_main:
+        curves = loss_curves(trainer.state.log_history, data, global_batch)
+        write_json(out / "loss.json", curves)
+        plot_losses(curves, out / "loss.png")
+        done = trainer.state.global_step
+        trained = np.cumsum(data.lengths[data.order])
+        session_tokens = int(trained[min(done * global_batch, len(trained)) - 1]
+                             - (trained[first_step * global_batch - 1] if first_step else 0))
+        summary = {
+            "model": str(out / "model"),
+            "base_model": model_path,
+            "data": t.data,
+            "tokens_by_source": data.manifest["train_tokens_by_source"],
+            "replay": replay_info,
+            "blocks": {"train": data.manifest["train_blocks"], "val": data.manifest["val_blocks"]},
+            "block_size": t.block_size,
+            "global_batch": global_batch,
+            "steps": done,
+            "epochs": data.manifest["epochs"],
+            "train_loss": curves["train_loss"][-1] if curves["train_loss"] else None,
+            "val_loss": val_loss,
+            "val_loss_before": curves["eval_loss"][0] if curves["eval_steps"] and curves["eval_steps"][0] == 0 else None,
+            "resumed_from_step": first_step or None,
+            "tokens_per_s": session_tokens / timer.seconds if timer.seconds else None,
+            "peak_rss_mb": round(_peak_rss_mb(), 1),
+            "peak_gpu_mb": round(torch.cuda.max_memory_allocated() / 2**20, 1) if cuda else None,
+            "seconds": round(time.perf_counter() - start, 2),
+            "deepspeed": str(ds_path) if ds_path else None,
+            "deepspeed_config": ds_config,
+            "bf16": bf16,
+            "bf16_requested": t.bf16,
+            "device": "cuda" if cuda else "cpu",
+            "world_size": deepspeed_env.world_size(),
+            "threads": torch.get_num_threads(),
+            "data_hash": data.manifest["content_hash"],
+        }
+        write_json(out / "summary.json", summary)
+        if not t.keep_checkpoints:
+            shutil.rmtree(ckpt_dir, ignore_errors=True)
+    return trainer, summary
+
+
+def _model_loader(model_path: str, cuda: bool):
+    """Loads the base model for self-synthesised replay (only called when replay.jsonl is made)."""
+
+    def load():
+        import torch
+        from transformers import AutoModelForCausalLM
+
+        device = f"cuda:{os.environ.get('LOCAL_RANK', '0')}" if cuda else "cpu"
+        dtype = torch.bfloat16 if cuda and torch.cuda.is_bf16_supported() else torch.float32
+        return AutoModelForCausalLM.from_pretrained(model_path, dtype=dtype).to(device)
+
+    return load
+
+
+def run(cfg: RunConfig) -> dict:
+    return train(cfg)[1]
+
+
+def summary_lines(summary: dict) -> list[str]:
+    if not summary:
+        return []
+    src = ", ".join(f"{k} {v:,}" for k, v in summary["tokens_by_source"].items())
+    val = f"{summary['val_loss']:.3f}" if summary.get("val_loss") is not None else "n/a"
+    before = f" (before training {summary['val_loss_before']:.3f})" if summary.get("val_loss_before") else ""
+    ds = Path(summary["deepspeed"]).stem if summary.get("deepspeed") else "off"
+    tps = f"{summary['tokens_per_s']:.0f} tokens/s" if summary.get("tokens_per_s") else "no steps run"
+    lines = [
+        f"{summary['steps']} steps, {summary['epochs']:g} epochs, blocks of {summary['block_size']}: {src} tokens",
+        f"loss: train {summary['train_loss']:.3f}, validation {val}{before}" if summary.get("train_loss") is not None
+        else f"validation loss {val}",
+        f"{tps}, peak RSS {summary['peak_rss_mb'] / 1024:.1f} GiB, DeepSpeed {ds}, "
+        f"bf16 {'on' if summary['bf16'] else 'off'}, {summary['threads']} thread(s)",
+    ]
+    if summary.get("resumed_from_step"):
+        lines.append(f"resumed from the checkpoint at step {summary['resumed_from_step']}")
+    lines.append(f"model: {summary['model']}")
+    return lines
