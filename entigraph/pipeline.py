@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import importlib
 import json
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -89,6 +90,8 @@ def run_stage(cfg: RunConfig, stage: str, force: bool = False, echo: Callable[[s
     start = time.perf_counter()
     summary = run(cfg) or {}
     seconds = time.perf_counter() - start
+    if os.environ.get("RANK", "0") != "0":  # under the deepspeed launcher only rank 0 keeps the books
+        return summary
     write_json(marker(cfg, stage), {
         "stage": stage, "fingerprint": fingerprint(cfg, stage), "seconds": seconds,
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "summary": summary,
