@@ -351,7 +351,8 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
     return data
 
 
-def load_config(path: str | Path | None, overrides: list[str] | None = None) -> RunConfig:
+def read_config_data(path: str | Path | None, overrides: list[str] | None = None) -> dict[str, Any]:
+    """The YAML mapping at `path` (or an empty one) with `--set` overrides applied."""
     data: dict[str, Any] = {}
     if path is not None:
         path = Path(path)
@@ -364,8 +365,11 @@ def load_config(path: str | Path | None, overrides: list[str] | None = None) -> 
         if loaded is not None and not isinstance(loaded, dict):
             raise ConfigError(f"{path}: the top level must be a mapping")
         data = loaded or {}
-    data = apply_overrides(data, overrides or [])
-    cfg = _build(RunConfig, data)
+    return apply_overrides(data, overrides or [])
+
+
+def load_config(path: str | Path | None, overrides: list[str] | None = None) -> RunConfig:
+    cfg = _build(RunConfig, read_config_data(path, overrides))
     cfg.config_path = str(path or "")
     validate(cfg)
     return cfg

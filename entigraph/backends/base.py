@@ -39,3 +39,14 @@ class Backend(Protocol):
 
     def close(self) -> None:
         ...
+
+
+def render_chat(tokenizer, messages: list[dict[str, str]]) -> str:
+    """The prompt text a local model sees: its chat template, or plain turns for base models."""
+    if getattr(tokenizer, "chat_template", None):
+        return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    return "\n\n".join(m["content"] for m in messages) + "\n\n"
+
+
+def count_tokens(tokenizer, text: str) -> int:
+    return len(tokenizer(text, add_special_tokens=False)["input_ids"])

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 from ..errors import ConfigError
 from ..models import resolve_lm
-from .base import Generation, Request
+from .base import Generation, Request, count_tokens, render_chat
 
 if TYPE_CHECKING:
     from ..config import RunConfig, SamplingConfig
@@ -78,12 +78,10 @@ class HFBackend:
                    batch_size=cfg.synthesis.batch_size, label=model)
 
     def render(self, messages: list[dict[str, str]]) -> str:
-        if self.chat:
-            return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-        return "\n\n".join(m["content"] for m in messages) + "\n\n"
+        return render_chat(self.tokenizer, messages)
 
     def count_tokens(self, text: str) -> int:
-        return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+        return count_tokens(self.tokenizer, text)
 
     def generate(self, requests: list[Request]) -> list[Generation]:
         prompts = [self.render(r.messages) for r in requests]

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 from ..errors import ConfigError
 from ..models import resolve_lm
-from .base import Generation, Request
+from .base import Generation, Request, count_tokens, render_chat
 
 if TYPE_CHECKING:
     from ..config import RunConfig, SamplingConfig, VLLMConfig
@@ -77,12 +77,10 @@ class VLLMBackend:
                    cache_root=cfg.out / "synth" / "vllm-cache", label=model, on_cpu=on_cpu)
 
     def render(self, messages: list[dict[str, str]]) -> str:
-        if self.chat:
-            return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-        return "\n\n".join(m["content"] for m in messages) + "\n\n"
+        return render_chat(self.tokenizer, messages)
 
     def count_tokens(self, text: str) -> int:
-        return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+        return count_tokens(self.tokenizer, text)
 
     def _sampling(self, s: "SamplingConfig", seed: int | None):
         return self._params(temperature=s.temperature, top_p=s.top_p, repetition_penalty=s.repetition_penalty,

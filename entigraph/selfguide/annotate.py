@@ -7,7 +7,6 @@ annotation.min_votes re-votes without asking the model again.
 
 from __future__ import annotations
 
-import dataclasses
 from collections import Counter
 from pathlib import Path
 

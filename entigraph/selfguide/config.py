@@ -11,11 +11,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
 
 from ..config import (
+    read_config_data,
     DEFAULT_LM, ModelsConfig, OpenAIConfig, RunConfig, SamplingConfig, SynthesisConfig, VLLMConfig,
-    _build, apply_overrides,
+    _build,
 )
 from ..errors import ConfigError
 
@@ -130,20 +130,7 @@ class SelfGuideConfig:
 
 
 def load_config(path: str | Path | None, overrides: list[str] | None = None) -> SelfGuideConfig:
-    data: dict[str, Any] = {}
-    if path is not None:
-        path = Path(path)
-        if not path.is_file():
-            raise ConfigError(f"config file not found: {path}")
-        try:
-            loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
-        except yaml.YAMLError as e:
-            raise ConfigError(f"{path}: not valid YAML ({str(e).splitlines()[0]})") from None
-        if loaded is not None and not isinstance(loaded, dict):
-            raise ConfigError(f"{path}: the top level must be a mapping")
-        data = loaded or {}
-    data = apply_overrides(data, overrides or [])
-    cfg = _build(SelfGuideConfig, data)
+    cfg = _build(SelfGuideConfig, read_config_data(path, overrides))
     cfg.config_path = str(path or "")
     validate(cfg)
     return cfg
