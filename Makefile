@@ -29,8 +29,11 @@ demo: $(STAMP)
 test: $(STAMP)
 	OMP_NUM_THREADS=1 $(PY) -m pytest -q tests
 
+# Each writes bench/results/<topic>-<name>.json. Minutes to an hour on 2 cores; run on a quiet machine.
+BENCHES := extract_throughput synth_sampler synth_throughput dedup_minhash train_throughput eval_scoring eval_retrieval
 bench: $(STAMP)
-	for b in bench/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+	for b in $(BENCHES); do echo "== $$b"; $(PY) bench/$$b.py || exit 1; done
+	$(PY) bench/eval_benchmarks.py quality && $(PY) bench/eval_benchmarks.py fictional
 
 clean-demo:
 	rm -rf runs/demo
