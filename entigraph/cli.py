@@ -10,7 +10,7 @@ import time
 
 from . import __version__
 from .artifacts import STAGES
-from .errors import EntigraphError
+from .errors import run_reporting_errors
 
 STAGE_HELP = {
     "extract": "load the corpus, extract entities, build the knowledge graph",
@@ -74,22 +74,21 @@ def main(argv: list[str] | None = None) -> int:
     from .pipeline import run_all, run_stage, save_config
 
     start = time.perf_counter()
-    try:
-        cfg = load_config(args.config, args.overrides)
+    done: dict = {}
+
+    def work() -> None:
+        cfg = done["cfg"] = load_config(args.config, args.overrides)
         if args.command == "run":
             run_all(cfg, start=args.start, force=args.force)
         else:
             save_config(cfg)
             run_stage(cfg, args.command, force=args.force)
-    except EntigraphError as e:
-        print(f"entigraph: error: {e}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("entigraph: interrupted; rerun the same command to resume", file=sys.stderr)
-        return 130
-    print(f"entigraph: {args.command} finished in {time.perf_counter() - start:.1f} s; outputs in {cfg.out}")
-    return 0
 
+    code = run_reporting_errors(work)
+    if code == 0:
+        print(f"entigraph: {args.command} finished in {time.perf_counter() - start:.1f} s; "
+              f"outputs in {done['cfg'].out}")
+    return code
 
 if __name__ == "__main__":
     sys.exit(main())

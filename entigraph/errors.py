@@ -11,3 +11,18 @@ class ConfigError(EntigraphError):
 
 class InputError(EntigraphError):
     """A corpus or question file that cannot be read."""
+
+
+def run_reporting_errors(work) -> int:
+    """Run `work()` for a command-line entry point: user errors print one line, not a traceback."""
+    import sys
+
+    try:
+        work()
+    except EntigraphError as e:
+        print(f"entigraph: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("entigraph: interrupted; rerun the same command to resume", file=sys.stderr)
+        return 130
+    return 0

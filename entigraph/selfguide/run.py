@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Callable
 
 from ..backends.base import Backend
-from ..errors import EntigraphError
+from ..errors import run_reporting_errors
 from ..io import read_json, write_json, write_jsonl
 from .annotate import annotate, vote
 from .config import SelfGuideConfig, load_config
@@ -385,19 +385,15 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
-    try:
+
+    def work() -> None:
         cfg = load_config(args.config, args.overrides)
         result = run(cfg)
-    except EntigraphError as err:
-        print(f"entigraph: error: {err}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("entigraph: interrupted; rerun the same command to resume", file=sys.stderr)
-        return 130
-    for line in summary_lines(result):
-        print(f"[selfguide] {line}")
-    print(f"entigraph: selfguide finished in {result['seconds']:.1f} s; outputs in {cfg.out}")
-    return 0
+        for line in summary_lines(result):
+            print(f"[selfguide] {line}")
+        print(f"entigraph: selfguide finished in {result['seconds']:.1f} s; outputs in {cfg.out}")
+
+    return run_reporting_errors(work)
 
 
 if __name__ == "__main__":
