@@ -32,7 +32,8 @@ class CorpusConfig:
     paths: list[str] = field(default_factory=list)  # files or folders; "demo" = the shipped demo corpus
     format: str = "auto"  # auto | txt | md | jsonl | quality | fictional
     text_field: str = "text"  # for plain jsonl
-    limit_docs: int | None = None  # first N documents only (dev runs)
+    skip_docs: int = 0  # drop the first N documents (held-out splits: tuning vs reporting documents)
+    limit_docs: int | None = None  # first N documents only (dev runs), counted after skip_docs
     passage_words: int = 180  # passage window for extraction, co-occurrence and local context
     passage_overlap: int = 30
 
@@ -158,6 +159,9 @@ class ReplayConfig:
 class TrainConfig:
     deepspeed: str | None = "configs/deepspeed/zero2_bf16.json"  # None = plain HF Trainer
     data: str = "synthetic"  # synthetic | raw (Raw-CPT baseline) | synthetic+raw
+    # Subsets of one synthesis run, so ablations and the token-budget curve need no new synthesis:
+    synthetic_modes: list[str] = field(default_factory=list)  # kept passages of these modes only; [] = all
+    max_synthetic_tokens: int | None = None  # first kept passages in synthesis order up to this many tokens
     block_size: int = 512
     epochs: float = 2.0
     lr: float = 5e-5

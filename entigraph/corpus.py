@@ -138,7 +138,7 @@ def expand_paths(paths: Iterable[str]) -> list[Path]:
 
 
 def load_corpus(paths: Iterable[str], fmt: str = "auto", text_field: str = "text",
-                limit_docs: int | None = None) -> list[Document]:
+                limit_docs: int | None = None, skip_docs: int = 0) -> list[Document]:
     files = expand_paths(paths)
     if not files:
         raise InputError("no corpus given (set corpus.paths)")
@@ -150,6 +150,7 @@ def load_corpus(paths: Iterable[str], fmt: str = "auto", text_field: str = "text
                 doc.doc_id = f"{doc.doc_id}-{hashlib.sha1(doc.source.encode()).hexdigest()[:6]}"
             seen.add(doc.doc_id)
             docs.append(doc)
+    docs = docs[skip_docs:]
     return docs[:limit_docs] if limit_docs else docs
 
 

@@ -33,7 +33,8 @@ def run(cfg: RunConfig, backend: "Backend | None" = None) -> dict:
     start = time.perf_counter()
     out = artifacts.stage_dir(cfg.out, "extract")
     out.mkdir(parents=True, exist_ok=True)
-    docs = load_corpus(cfg.corpus.paths, cfg.corpus.format, cfg.corpus.text_field, cfg.corpus.limit_docs)
+    docs = load_corpus(cfg.corpus.paths, cfg.corpus.format, cfg.corpus.text_field, cfg.corpus.limit_docs,
+                       cfg.corpus.skip_docs)
     passages = [p for d in docs for p in split_passages(d, cfg.corpus.passage_words, cfg.corpus.passage_overlap)]
 
     own_backend = None

@@ -69,11 +69,31 @@ class BlockDataset(torch.utils.data.Dataset):
         return {"input_ids": ids, "attention_mask": mask, "labels": labels}
 
 
-def main_texts(cfg: RunConfig) -> dict[str, list[str]]:
+def synthetic_texts(cfg: RunConfig, tokenizer=None) -> list[str]:
+    """Kept passages, optionally only some modes and only the first `max_synthetic_tokens` in
+    synthesis order: the paper's token-budget curve as prefixes of one synthesis run."""
+    t = cfg.train
+    kept = sorted(artifacts.kept(cfg.out), key=lambda p: p.seq)
+    texts = [p.text for p in kept if p.text.strip() and (not t.synthetic_modes or p.mode in t.synthetic_modes)]
+    if t.max_synthetic_tokens is None:
+        return texts
+    if tokenizer is None:
+        raise ValueError("train.max_synthetic_tokens needs the tokenizer to count tokens")
+    chosen, total = [], 0
+    for text in texts:
+        n = len(tokenizer(text, add_special_tokens=False)["input_ids"])
+        if total + n > t.max_synthetic_tokens:
+            break
+        chosen.append(text)
+        total += n
+    return chosen
+
+
+def main_texts(cfg: RunConfig, tokenizer=None) -> dict[str, list[str]]:
     """The texts of the main mix: kept synthetic passages and/or the raw corpus (Raw-CPT)."""
     texts: dict[str, list[str]] = {}
     if cfg.train.data in ("synthetic", "synthetic+raw"):
-        texts["synthetic"] = [p.text for p in artifacts.kept(cfg.out) if p.text.strip()]
+        texts["synthetic"] = synthetic_texts(cfg, tokenizer)
     if cfg.train.data in ("raw", "synthetic+raw"):
         texts["raw"] = [d.text for d in artifacts.documents(cfg.out) if d.text.strip()]
     return texts
@@ -185,13 +205,14 @@ def load(data_dir: Path) -> PackedData:
 def build(cfg: RunConfig, tokenizer, replay: list[str], global_batch: int, data_dir: Path) -> PackedData:
     """Pack the training data, or load it when `data_dir` holds the same inputs and settings."""
     t = cfg.train
-    texts = main_texts(cfg)
+    texts = main_texts(cfg, tokenizer)
     texts.update({"replay": replay, "anneal": anneal_texts(cfg)})
     key = input_key(cfg, tokenizer, texts, global_batch)
     if (data_dir / "manifest.json").is_file() and read_json(data_dir / "manifest.json").get("key") == key:
         return load(data_dir)
     if not any(texts.get(s) for s in ("synthetic", "raw")):
-        what = "filter/kept.jsonl has no passages" if t.data == "synthetic" else "the corpus is empty"
+        what = ("filter/kept.jsonl has no passages (of train.synthetic_modes, within train.max_synthetic_tokens)"
+                if t.data == "synthetic" else "the corpus is empty")
         raise InputError(f"train: no training text ({what}; train.data={t.data})")
 
     eos = tokenizer.eos_token_id if tokenizer.eos_token_id is not None else tokenizer.pad_token_id

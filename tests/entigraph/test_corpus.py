@@ -63,3 +63,9 @@ def test_passages_cover_the_document_with_overlap_and_true_offsets():
 
 def test_empty_document_has_no_passages():
     assert split_passages(Document("d", "t", "   \n"), 50, 10) == []
+
+
+def test_skip_and_limit_docs_select_a_held_out_range(demo_corpus_path):
+    everything = load_corpus([demo_corpus_path])
+    picked = load_corpus([demo_corpus_path], limit_docs=2, skip_docs=1)
+    assert [d.doc_id for d in picked] == [d.doc_id for d in everything[1:3]]

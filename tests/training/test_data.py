@@ -126,3 +126,23 @@ def test_self_replay_is_generated_once(run_cfg, tiny_lm, tok, tmp_path):
     assert again == texts and len(calls) == 1  # stored, not regenerated
     assert len(set(seed_prompts(50, 0))) == 50
 
+
+
+def test_synthetic_subsets_by_mode_and_token_budget_in_synthesis_order(run_cfg, tok):
+    from entigraph.records import SynthPassage, to_dict
+    from training.data import synthetic_texts
+
+    kept = [SynthPassage(task_id=f"t{i}", mode=("pair", "triple")[i % 2], entities=[], doc_ids=[],
+                         passage_ids=[], text=f"passage {i} about the tidal clock", seq=9 - i) for i in range(10)]
+    write_jsonl(run_cfg.out / "filter" / "kept.jsonl", [to_dict(p) for p in kept])
+    assert synthetic_texts(run_cfg)[0] == "passage 9 about the tidal clock"  # sampler order, not file order
+    run_cfg.train.synthetic_modes = ["pair"]
+    assert [t.split()[1] for t in synthetic_texts(run_cfg)] == ["8", "6", "4", "2", "0"]
+    per = len(tok("passage 8 about the tidal clock", add_special_tokens=False)["input_ids"])
+    run_cfg.train.max_synthetic_tokens = 2 * per + per // 2
+    assert [t.split()[1] for t in synthetic_texts(run_cfg, tok)] == ["8", "6"]
+    with pytest.raises(ValueError, match="tokenizer"):
+        synthetic_texts(run_cfg)
+    run_cfg.train.val_fraction = 0.0
+    data = build(run_cfg, tok, [], 2, run_cfg.out / "train" / "data")  # the budget reaches the packed data
+    assert data.manifest["documents"]["synthetic"] == 2
