@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# The runs behind docs/results.md: Fictional Knowledge reporting documents 0-9 (configs/fictional-dev.yaml),
+# each method its own run folder under runs/, evaluated on the same 50 paraphrased + 50 composition probes.
+#
+#   bash bench/efficacy_runs.sh base raw rephrase entigraph budgets ablations   # all (≈2.5 h on 2 cores)
+#   .venv/bin/python bench/efficacy.py report                                   # tables, plot, JSON
+#
+# Runs that reuse EntiGraph's synthesis copy its extract/synth/filter folders (their completion
+# markers are fingerprints of the settings, so only the stages whose settings differ run again).
+# Two sections can run side by side on two cores: each job uses one thread (THREADS).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export OMP_NUM_THREADS=${THREADS:-1} HF_HUB_OFFLINE=1
+E=.venv/bin/entigraph
+C=configs/fictional-dev.yaml
+MAIN='eval.conditions=[cpt_closed,cpt_rag,cpt_oracle]'
+SHORT='eval.conditions=[cpt_closed,cpt_rag]'   # ablations: closed-book and RAG only (time)
+
+stage() {  # stage STAGE NAME SETTING...
+  local st=$1 name=$2; shift 2
+  local args=(); for s in "$@"; do args+=(--set "$s"); done
+  $E "$st" $C --set name="$name" --set train.threads="$OMP_NUM_THREADS" "${args[@]}"
+}
+from_entigraph() {  # a run that starts from EntiGraph's extraction, synthesis and filter
+  mkdir -p "runs/$1"
+  for d in extract synth filter; do [ -e "runs/$1/$d" ] || cp -r "runs/fk-eg/$d" "runs/$1/$d"; done
+}
+kept_tokens() {  # tokens of fk-eg's kept passages, counted by the base model's tokenizer
+  .venv/bin/python - <<'PY'
+from transformers import AutoTokenizer
+from entigraph.artifacts import kept
+from entigraph.models import resolve_lm
+from pathlib import Path
+tok = AutoTokenizer.from_pretrained(resolve_lm("smollm2-135m-instruct"))
+print(sum(len(tok(p.text, add_special_tokens=False)["input_ids"]) for p in kept(Path("runs/fk-eg")) if p.text.strip()))
+PY
+}
+
+for section in "$@"; do
+  case $section in
+    base)
+      stage extract fk-base
+      stage eval fk-base 'eval.conditions=[base_closed,base_rag,base_oracle]' ;;
+    raw)
+      stage extract fk-raw
+      stage train fk-raw train.data=raw
+      stage eval fk-raw train.data=raw "$MAIN" ;;
+    rephrase)
+      R=(synthesis.modes=[rephrase])
+      for st in extract synthesize filter train; do stage $st fk-rephrase "${R[@]}"; done
+      stage eval fk-rephrase "${R[@]}" "$MAIN" ;;
+    entigraph)
+      for st in extract synthesize filter train; do stage $st fk-eg; done
+      stage eval fk-eg "$MAIN" ;;
+    budgets)
+      total=$(kept_tokens)
+      for part in q:4 h:2; do
+        name=fk-eg-${part%%:*}; budget=$(( total / ${part##*:} ))
+        from_entigraph "$name"
+        stage train "$name" train.max_synthetic_tokens=$budget
+        stage eval "$name" train.max_synthetic_tokens=$budget "$MAIN"
+      done ;;
+    ablations)
+      for spec in "fk-eg-pairs train.synthetic_modes=[summary,pair]" \
+                  "fk-eg-noreplay train.replay.fraction=0" \
+                  "fk-eg-raw train.data=synthetic+raw"; do
+        read -r name setting <<< "$spec"
+        from_entigraph "$name"
+        stage train "$name" "$setting"
+        stage eval "$name" "$setting" "$SHORT"
+      done
+      U=(filter.require_entities=false filter.max_invented_rate=1.0)
+      mkdir -p runs/fk-eg-ungrounded
+      for d in extract synth; do [ -e "runs/fk-eg-ungrounded/$d" ] || cp -r "runs/fk-eg/$d" "runs/fk-eg-ungrounded/$d"; done
+      for st in filter train; do stage $st fk-eg-ungrounded "${U[@]}"; done
+      stage eval fk-eg-ungrounded "${U[@]}" "$SHORT" ;;
+    *) echo "unknown section: $section (base raw rephrase entigraph budgets ablations)" >&2; exit 2 ;;
+  esac
+done
