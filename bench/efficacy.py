@@ -52,6 +52,7 @@ METHODS = [
     Method("raw", "fk-raw", "Raw CPT: the 10 documents themselves", "main"),
     Method("rephrase", "fk-rephrase", "Rephrase CPT: one paraphrase per passage (`synthesis.modes=[rephrase]`)", "main"),
     Method("entigraph", "fk-eg", "EntiGraph CPT: every kept passage (summary, pair, triple)", "main"),
+    Method("eg-eighth", "fk-eg-e", "EntiGraph, first eighth of the kept synthetic tokens", "budget"),
     Method("eg-quarter", "fk-eg-q", "EntiGraph, first quarter of the kept synthetic tokens", "budget"),
     Method("eg-half", "fk-eg-h", "EntiGraph, first half of the kept synthetic tokens", "budget"),
     Method("eg-pairs", "fk-eg-pairs", "EntiGraph, summaries and pairs only (no triples)", "ablation"),
@@ -221,7 +222,7 @@ def plot(res: dict, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     ms = res["methods"]
-    curve = [lab for lab in ("eg-quarter", "eg-half", "entigraph") if lab in ms]
+    curve = [lab for lab in ("eg-eighth", "eg-quarter", "eg-half", "entigraph") if lab in ms]
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.8), sharey=True)
     for ax, (probe, name) in zip(axes, PROBES.items()):
         xs = [ms[lab]["synthetic_tokens"] for lab in curve]

@@ -2,7 +2,7 @@
 # The runs behind docs/results.md: Fictional Knowledge reporting documents 0-9 (configs/fictional-dev.yaml),
 # each method its own run folder under runs/, evaluated on the same 50 paraphrased + 50 composition probes.
 #
-#   bash bench/efficacy_runs.sh base raw rephrase entigraph budgets ablations   # all (≈2.5 h on 2 cores)
+#   bash bench/efficacy_runs.sh base raw rephrase entigraph budgets pairs noreplay egraw ungrounded
 #   .venv/bin/python bench/efficacy.py report                                   # tables, plot, JSON
 #
 # Runs that reuse EntiGraph's synthesis copy its extract/synth/filter folders (their completion
@@ -54,26 +54,27 @@ for section in "$@"; do
       stage eval fk-eg "$MAIN" ;;
     budgets)
       total=$(kept_tokens)
-      for part in q:4 h:2; do
+      for part in e:8 q:4 h:2; do
         name=fk-eg-${part%%:*}; budget=$(( total / ${part##*:} ))
         from_entigraph "$name"
         stage train "$name" train.max_synthetic_tokens=$budget
         stage eval "$name" train.max_synthetic_tokens=$budget "$MAIN"
       done ;;
-    ablations)
-      for spec in "fk-eg-pairs train.synthetic_modes=[summary,pair]" \
-                  "fk-eg-noreplay train.replay.fraction=0" \
-                  "fk-eg-raw train.data=synthetic+raw"; do
-        read -r name setting <<< "$spec"
-        from_entigraph "$name"
-        stage train "$name" "$setting"
-        stage eval "$name" "$setting" "$SHORT"
-      done
+    pairs|noreplay|egraw)
+      case $section in
+        pairs) name=fk-eg-pairs setting='train.synthetic_modes=[summary,pair]' ;;
+        noreplay) name=fk-eg-noreplay setting=train.replay.fraction=0 ;;
+        egraw) name=fk-eg-raw setting=train.data=synthetic+raw ;;
+      esac
+      from_entigraph "$name"
+      stage train "$name" "$setting"
+      stage eval "$name" "$setting" "$SHORT" ;;
+    ungrounded)
       U=(filter.require_entities=false filter.max_invented_rate=1.0)
       mkdir -p runs/fk-eg-ungrounded
       for d in extract synth; do [ -e "runs/fk-eg-ungrounded/$d" ] || cp -r "runs/fk-eg/$d" "runs/fk-eg-ungrounded/$d"; done
       for st in filter train; do stage $st fk-eg-ungrounded "${U[@]}"; done
       stage eval fk-eg-ungrounded "${U[@]}" "$SHORT" ;;
-    *) echo "unknown section: $section (base raw rephrase entigraph budgets ablations)" >&2; exit 2 ;;
+    *) echo "unknown section: $section (base raw rephrase entigraph budgets pairs noreplay egraw ungrounded)" >&2; exit 2 ;;
   esac
 done
