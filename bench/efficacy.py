@@ -56,7 +56,8 @@ METHODS = [
     Method("eg-quarter", "fk-eg-q", "EntiGraph, first quarter of the kept synthetic tokens", "budget"),
     Method("eg-half", "fk-eg-h", "EntiGraph, first half of the kept synthetic tokens", "budget"),
     Method("eg-pairs", "fk-eg-pairs", "EntiGraph, summaries and pairs only (no triples)", "ablation"),
-    Method("eg-ungrounded", "fk-eg-ungrounded", "EntiGraph without the grounding filter", "ablation"),
+    Method("eg-document", "fk-eg-doc", "EntiGraph with the whole document as context (`synthesis.context=document`), first 40 generations", "ablation"),
+    Method("eg-ungrounded", "fk-eg-ungrounded", "EntiGraph without the grounding filter, at the eighth's token budget", "ablation"),
     Method("eg-no-replay", "fk-eg-noreplay", "EntiGraph without replay (`train.replay.fraction=0`)", "ablation"),
     Method("eg+raw", "fk-eg-raw", "EntiGraph passages plus the raw documents (`train.data=synthetic+raw`)", "ablation"),
 ]
@@ -199,7 +200,7 @@ def markdown(res: dict) -> str:
                            f"{p['logprob_wins']}/{p['n']}"])
             if label != "base":
                 lines.append(f"| {label} | {name} | {' | '.join(cells)} |")
-    lines += ["", "**With retrieval** (RAG − the same model's … and RAG with each CPT model vs RAG with base)", "",
+    lines += ["", "**With retrieval**: RAG with each trained model against RAG with the base model, same probes", "",
               "| method | probes | RAG vs base RAG: Δ acc (McNemar p) | Δ log-lik [95 % CI] |", "|---|---|---|---|"]
     for label in ms:
         for probe, name in PROBES.items():

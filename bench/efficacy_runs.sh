@@ -2,7 +2,7 @@
 # The runs behind docs/results.md: Fictional Knowledge reporting documents 0-9 (configs/fictional-dev.yaml),
 # each method its own run folder under runs/, evaluated on the same 50 paraphrased + 50 composition probes.
 #
-#   bash bench/efficacy_runs.sh base raw rephrase entigraph budgets pairs noreplay egraw ungrounded
+#   bash bench/efficacy_runs.sh base raw rephrase entigraph budgets pairs noreplay egraw document ungrounded
 #   .venv/bin/python bench/efficacy.py report                                   # tables, plot, JSON
 #
 # Runs that reuse EntiGraph's synthesis copy its extract/synth/filter folders (their completion
@@ -14,7 +14,7 @@ export OMP_NUM_THREADS=${THREADS:-1} HF_HUB_OFFLINE=1
 E=.venv/bin/entigraph
 C=configs/fictional-dev.yaml
 MAIN='eval.conditions=[cpt_closed,cpt_rag,cpt_oracle]'
-SHORT='eval.conditions=[cpt_closed,cpt_rag]'   # ablations: closed-book and RAG only (time)
+SHORT='eval.conditions=[cpt_closed]'   # budgets and ablations: closed-book only (RAG + oracle cost 8 min a run)
 
 stage() {  # stage STAGE NAME SETTING...
   local st=$1 name=$2; shift 2
@@ -58,7 +58,7 @@ for section in "$@"; do
         name=fk-eg-${part%%:*}; budget=$(( total / ${part##*:} ))
         from_entigraph "$name"
         stage train "$name" train.max_synthetic_tokens=$budget
-        stage eval "$name" train.max_synthetic_tokens=$budget "$MAIN"
+        stage eval "$name" train.max_synthetic_tokens=$budget "$SHORT"
       done ;;
     pairs|noreplay|egraw)
       case $section in
@@ -69,12 +69,16 @@ for section in "$@"; do
       from_entigraph "$name"
       stage train "$name" "$setting"
       stage eval "$name" "$setting" "$SHORT" ;;
-    ungrounded)
-      U=(filter.require_entities=false filter.max_invented_rate=1.0)
+    document)  # whole-document context, at the budget of the eighth (the first 40 generations)
+      D=(synthesis.context=document synthesis.max_passages=40)
+      for st in extract synthesize filter train; do stage $st fk-eg-doc "${D[@]}"; done
+      stage eval fk-eg-doc "${D[@]}" "$SHORT" ;;
+    ungrounded)  # no grounding filter, at the eighth's token budget (compare with fk-eg-e)
+      U=(filter.require_entities=false filter.max_invented_rate=1.0 train.max_synthetic_tokens=$(( $(kept_tokens) / 8 )))
       mkdir -p runs/fk-eg-ungrounded
       for d in extract synth; do [ -e "runs/fk-eg-ungrounded/$d" ] || cp -r "runs/fk-eg/$d" "runs/fk-eg-ungrounded/$d"; done
       for st in filter train; do stage $st fk-eg-ungrounded "${U[@]}"; done
       stage eval fk-eg-ungrounded "${U[@]}" "$SHORT" ;;
-    *) echo "unknown section: $section (base raw rephrase entigraph budgets pairs noreplay egraw ungrounded)" >&2; exit 2 ;;
+    *) echo "unknown section: $section (base raw rephrase entigraph budgets pairs noreplay egraw document ungrounded)" >&2; exit 2 ;;
   esac
 done
