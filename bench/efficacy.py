@@ -61,6 +61,12 @@ METHODS = [
     Method("eg-no-replay", "fk-eg-noreplay", "EntiGraph without replay (`train.replay.fraction=0`)", "ablation"),
     Method("eg+raw", "fk-eg-raw", "EntiGraph passages plus the raw documents (`train.data=synthetic+raw`)", "ablation"),
 ]
+QUALITY_METHODS = [
+    Method("base", "qd-base", "SmolLM2-135M-Instruct, not trained", "main"),
+    Method("raw", "qd-raw", "Raw CPT: the 3 articles themselves", "main"),
+    Method("entigraph", "qd-eg", "EntiGraph CPT: 48 generations (16 per article), kept passages", "main"),
+]
+QUALITY_PROBES = {"": "QuALITY"}
 
 
 def load_records(run: str) -> dict[tuple[str, str], dict[str, dict]]:
@@ -108,13 +114,16 @@ def accuracy(recs: dict[str, dict], qids: list[str]) -> dict:
 
 def paired(a: dict[str, dict], b: dict[str, dict], qids: list[str]) -> dict:
     test = mcnemar_exact([a[q]["correct"] for q in qids], [b[q]["correct"] for q in qids])
-    logp = paired_bootstrap([a[q]["target_logprob"] for q in qids], [b[q]["target_logprob"] for q in qids])
-    wins = sum(a[q]["target_logprob"] > b[q]["target_logprob"] for q in qids)
+    if all("target_logprob" in a[q] and "target_logprob" in b[q] for q in qids):
+        logp = paired_bootstrap([a[q]["target_logprob"] for q in qids], [b[q]["target_logprob"] for q in qids])
+        wins = sum(a[q]["target_logprob"] > b[q]["target_logprob"] for q in qids)
+    else:  # multiple-choice questions: no single target text
+        logp, wins = {"diff": float("nan"), "ci95": [float("nan"), float("nan")]}, 0
     return {"accuracy_diff": 100 * float(np.mean([a[q]["correct"] for q in qids]) - np.mean([b[q]["correct"] for q in qids])),
             "mcnemar": test, "logprob_diff": logp, "logprob_wins": wins, "n": len(qids)}
 
 
-def compare(methods: list[Method]) -> dict:
+def compare(methods: list[Method], probes: dict[str, str] = PROBES) -> dict:
     records = {m.label: load_records(m.run) for m in methods}
     present = [m for m in methods if records[m.label]]
     out: dict = {"methods": {}, "paired": {}, "gap_closed": {}}
@@ -142,7 +151,7 @@ def compare(methods: list[Method]) -> dict:
                 qids = sorted(set(recs) & set(other))
                 out["paired"][f"{m.label} vs {ref}: {setting}/{probe}"] = paired(recs, other, qids)
     for m in present:  # share of the base model's closed-book -> oracle gap this model closes
-        for probe in PROBES:
+        for probe in probes:
             closed, oracle = base.get(("closed", probe)), base.get(("oracle", probe))
             mine = records[m.label].get(("closed", probe))
             if not (closed and oracle and mine):
@@ -165,11 +174,11 @@ def fmt_p(p: float) -> str:
     return f"{p:.2g}" if p >= 0.001 else f"{p:.0e}"
 
 
-def markdown(res: dict) -> str:
+def markdown(res: dict, probes: dict[str, str] = PROBES) -> str:
     ms = res["methods"]
     lines = []
-    for probe, name in PROBES.items():
-        lines += [f"**{name.capitalize()} probes** (accuracy %, 95 % bootstrap interval; n = "
+    for probe, name in probes.items():
+        lines += [f"**{name[0].upper() + name[1:]} {'questions' if name == 'QuALITY' else 'probes'}** (accuracy %, 95 % bootstrap interval; n = "
                   f"{next((e['results'].get(f'closed/{probe}', {}).get('n') for e in ms.values() if e['results'].get(f'closed/{probe}')), 0)} probes)", "",
                   "| method | synthetic tokens | training tokens | closed-book | RAG (top 3) | oracle | gap closed | vs base, closed (McNemar p) | vs Raw, closed (McNemar p) |",
                   "|---|---:|---:|---|---|---|---:|---|---|"]
@@ -191,7 +200,7 @@ def markdown(res: dict) -> str:
               "| method | probes | vs base: Δ log-lik [95 % CI] | wins | vs Raw: Δ log-lik [95 % CI] | wins |",
               "|---|---|---|---|---|---|"]
     for label in ms:
-        for probe, name in PROBES.items():
+        for probe, name in probes.items():
             cells = []
             for ref in ("base", "raw"):
                 p = res["paired"].get(f"{label} vs {ref}: closed/{probe}")
@@ -203,7 +212,7 @@ def markdown(res: dict) -> str:
     lines += ["", "**With retrieval**: RAG with each trained model against RAG with the base model, same probes", "",
               "| method | probes | RAG vs base RAG: Δ acc (McNemar p) | Δ log-lik [95 % CI] |", "|---|---|---|---|"]
     for label in ms:
-        for probe, name in PROBES.items():
+        for probe, name in probes.items():
             p = res["paired"].get(f"{label} vs base: rag/{probe}")
             if p:
                 lines.append(f"| {label} | {name} | {p['accuracy_diff']:+.0f} (p = {fmt_p(p['mcnemar']['p'])}) | "
@@ -285,7 +294,7 @@ def environment() -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("what", choices=["report", "tune"])
+    ap.add_argument("what", choices=["report", "tune", "quality"])
     args = ap.parse_args()
     results_path = ROOT / "bench" / "results" / "eval-efficacy.json"
     saved = read_json(results_path) if results_path.is_file() else {}
@@ -294,6 +303,12 @@ def main() -> None:
         saved["tuning"] = t["results"]
         splice(ROOT / "docs" / "results.md", t["markdown"], "tuning")
         print(t["markdown"])
+    elif args.what == "quality":
+        res = compare(QUALITY_METHODS, QUALITY_PROBES)
+        saved["quality"] = res
+        md = markdown(res, QUALITY_PROBES)
+        splice(ROOT / "docs" / "results.md", md, "quality")
+        print(md)
     else:
         res = compare(METHODS)
         saved.update(res)
