@@ -35,6 +35,7 @@ from entigraph.io import read_json, read_jsonl  # noqa: E402
 from eval.stats import bootstrap_ci, mcnemar_exact, paired_bootstrap  # noqa: E402
 
 RUNS = ROOT / "runs"
+FK = ROOT.parent / "shared" / "data" / "fictional-knowledge" / "dev.json"
 SETTINGS = ("closed", "rag", "oracle")
 PROBES = {"gen": "paraphrased", "hard_gen": "composition"}
 
@@ -59,6 +60,7 @@ METHODS = [
     Method("eg-document", "fk-eg-doc", "EntiGraph with the whole document as context (`synthesis.context=document`), first 40 generations", "ablation"),
     Method("eg-ungrounded", "fk-eg-ungrounded", "EntiGraph without the grounding filter, at the eighth's token budget", "ablation"),
     Method("eg-no-replay", "fk-eg-noreplay", "EntiGraph without replay (`train.replay.fraction=0`)", "ablation"),
+    Method("eg-lr3e-4", "fk-eg-lr3e-4", "EntiGraph, every kept passage, learning rate 3e-4 instead of 1e-3", "ablation"),
     Method("eg+raw", "fk-eg-raw", "EntiGraph passages plus the raw documents (`train.data=synthetic+raw`)", "ablation"),
 ]
 QUALITY_METHODS = [
@@ -164,6 +166,59 @@ def compare(methods: list[Method], probes: dict[str, str] = PROBES) -> dict:
     return out
 
 
+def _norm(text: str) -> str:
+    return " ".join(text.lower().split())
+
+
+def target_coverage(n_docs: int = 10) -> dict:
+    """How many probe targets (the fact's words, e.g. "Zorgon's leadership") appear verbatim in each
+    training corpus, and how each model scores on probes whose target its training text contains
+    vs those it does not: a model cannot learn a fact its synthetic data never states."""
+    data = json.loads(FK.read_text(encoding="utf-8"))[:n_docs]
+    targets = {f"dev-{i:04d}:{kind}{j}": _norm(t) for i, d in enumerate(data) for kind in PROBES
+               for j, t in enumerate(d[f"{kind}_target"])}
+    pools = {"raw": [d["train_context"] for d in data]}
+    for label, run in (("rephrase", "fk-rephrase"), ("entigraph", "fk-eg"), ("eg-ungrounded", "fk-eg-ungrounded")):
+        path = RUNS / run / "filter" / "kept.jsonl"
+        if path.is_file():
+            pools[label] = [r["text"] for r in read_jsonl(path)]
+    out: dict = {"pools": {}, "split_accuracy": {}}
+    present: dict[str, set[str]] = {}
+    for label, texts in pools.items():
+        blob = _norm("\n".join(texts))
+        counts = {q: blob.count(t) for q, t in targets.items()}
+        present[label] = {q for q, c in counts.items() if c}
+        out["pools"][label] = {probe: {"share": float(np.mean([counts[q] > 0 for q in counts if f":{probe}" in q and q.split(":")[1].rstrip("0123456789") == probe])),
+                                       "mean_count": float(np.mean([c for q, c in counts.items() if q.split(":")[1].rstrip("0123456789") == probe]))}
+                               for probe in PROBES}
+    for label, pool in (("entigraph", "entigraph"), ("base", "entigraph"), ("rephrase", "rephrase"), ("raw", "raw")):
+        run = next((m.run for m in METHODS if m.label == label), None)
+        recs = load_records(run) if run else {}
+        if pool not in present:
+            continue
+        for probe in PROBES:
+            closed = recs.get(("closed", probe), {})
+            inside = [closed[q]["correct"] for q in closed if q in present[pool]]
+            outside = [closed[q]["correct"] for q in closed if q not in present[pool]]
+            out["split_accuracy"][f"{label}/{probe} (targets in {pool})"] = {
+                "in": [100 * float(np.mean(inside)) if inside else float("nan"), len(inside)],
+                "out": [100 * float(np.mean(outside)) if outside else float("nan"), len(outside)]}
+    return out
+
+
+def coverage_markdown(cov: dict) -> str:
+    lines = ["| training text | paraphrased targets present | mean occurrences | composition targets present | mean occurrences |",
+             "|---|---:|---:|---:|---:|"]
+    for label, by in cov["pools"].items():
+        lines.append(f"| {label} | {100 * by['gen']['share']:.0f} % | {by['gen']['mean_count']:.1f} | "
+                     f"{100 * by['hard_gen']['share']:.0f} % | {by['hard_gen']['mean_count']:.1f} |")
+    lines += ["", "| model, probes (split by the targets in which training text) | closed-book accuracy where the target is present (n) | where absent (n) |",
+              "|---|---|---|"]
+    for key, r in cov["split_accuracy"].items():
+        lines.append(f"| {key} | {r['in'][0]:.0f} % ({r['in'][1]}) | {r['out'][0]:.0f} % ({r['out'][1]}) |")
+    return "\n".join(lines) + "\n"
+
+
 def fmt_acc(r: dict | None) -> str:
     if not r:
         return "—"
@@ -233,30 +288,37 @@ def plot(res: dict, path: Path) -> None:
 
     ms = res["methods"]
     curve = [lab for lab in ("eg-eighth", "eg-quarter", "eg-half", "entigraph") if lab in ms]
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8), sharey=True)
-    for ax, (probe, name) in zip(axes, PROBES.items()):
-        xs = [ms[lab]["synthetic_tokens"] for lab in curve]
-        rs = [ms[lab]["results"].get(f"closed/{probe}") for lab in curve]
-        if rs and all(rs):
-            ys = [r["accuracy"] for r in rs]
-            err = [[y - r["ci95"][0] for y, r in zip(ys, rs)], [r["ci95"][1] - y for y, r in zip(ys, rs)]]
-            ax.errorbar(xs, ys, yerr=err, marker="o", capsize=3, label="EntiGraph CPT")
-        for lab, style in (("base", ":"), ("raw", "--"), ("rephrase", "-.")):
-            r = ms.get(lab, {}).get("results", {}).get(f"closed/{probe}")
-            if r:
-                ax.axhline(r["accuracy"], ls=style, color="grey" if lab == "base" else None, label=lab)
-        oracle = ms.get("base", {}).get("results", {}).get(f"oracle/{probe}")
-        if oracle:
-            ax.axhline(oracle["accuracy"], ls="-", color="black", lw=0.8, label="base + oracle document")
-        ax.set_xscale("log")
-        ax.set_xlabel("synthetic training tokens (one epoch)")
-        ax.set_title(f"{name} probes, closed-book")
-        ax.grid(alpha=0.3)
-    axes[0].set_ylabel("accuracy (%)")
-    axes[1].legend(fontsize=8, loc="center right")
+    fig, axes = plt.subplots(2, 2, figsize=(10, 7), sharex=True)
+    for col, (probe, name) in enumerate(PROBES.items()):
+        for row, (key, label) in enumerate((("accuracy", "accuracy (%)"), ("mean_target_logprob", "target log-likelihood / token"))):
+            ax = axes[row][col]
+            xs = [ms[lab]["synthetic_tokens"] for lab in curve]
+            rs = [ms[lab]["results"].get(f"closed/{probe}") for lab in curve]
+            if rs and all(rs):
+                ys = [r[key] for r in rs]
+                err = None
+                if key == "accuracy":
+                    err = [[y - r["ci95"][0] for y, r in zip(ys, rs)], [r["ci95"][1] - y for y, r in zip(ys, rs)]]
+                ax.errorbar(xs, ys, yerr=err, marker="o", capsize=3, color="tab:blue", label="EntiGraph CPT")
+            for lab, style, color in (("base", ":", "grey"), ("raw", "--", "tab:red"), ("rephrase", "-.", "tab:green")):
+                r = ms.get(lab, {}).get("results", {}).get(f"closed/{probe}")
+                if r:
+                    ax.axhline(r[key], ls=style, color=color, label=f"{lab}, closed-book")
+            oracle = ms.get("base", {}).get("results", {}).get(f"oracle/{probe}")
+            if oracle and key == "accuracy":
+                ax.axhline(oracle[key], ls="-", color="black", lw=0.8, label="base + oracle document")
+            ax.set_xscale("log")
+            ax.grid(alpha=0.3)
+            if row == 0:
+                ax.set_title(f"{name} probes, closed-book")
+            else:
+                ax.set_xlabel("synthetic training tokens (one epoch)")
+            if col == 0:
+                ax.set_ylabel(label)
+    axes[0][1].legend(fontsize=8, loc="lower right")
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=100)
 
 
 def splice(md_path: Path, block: str, tag: str) -> None:
@@ -315,7 +377,11 @@ def main() -> None:
         md = markdown(res)
         plot(res, ROOT / "docs" / "img" / "efficacy-scaling.png")
         splice(ROOT / "docs" / "results.md", md, "efficacy")
+        cov = target_coverage()
+        saved["target_coverage"] = cov
+        splice(ROOT / "docs" / "results.md", coverage_markdown(cov), "coverage")
         print(md)
+        print(coverage_markdown(cov))
     saved["environment"] = environment()
     results_path.write_text(json.dumps(saved, indent=1, default=float) + "\n", encoding="utf-8")
 

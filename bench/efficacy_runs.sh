@@ -2,7 +2,7 @@
 # The runs behind docs/results.md: Fictional Knowledge reporting documents 0-9 (configs/fictional-dev.yaml),
 # each method its own run folder under runs/, evaluated on the same 50 paraphrased + 50 composition probes.
 #
-#   bash bench/efficacy_runs.sh base raw rephrase entigraph budgets pairs noreplay egraw document ungrounded
+#   bash bench/efficacy_runs.sh base raw rephrase entigraph budgets pairs noreplay egraw eglr document ungrounded
 #   .venv/bin/python bench/efficacy.py report                                   # tables, plot, JSON
 #
 # Runs that reuse EntiGraph's synthesis copy its extract/synth/filter folders (their completion
@@ -60,8 +60,9 @@ for section in "$@"; do
         stage train "$name" train.max_synthetic_tokens=$budget
         stage eval "$name" train.max_synthetic_tokens=$budget "$SHORT"
       done ;;
-    pairs|noreplay|egraw)
+    pairs|noreplay|egraw|eglr)
       case $section in
+        eglr) name=fk-eg-lr3e-4 setting=train.lr=3e-4 ;;
         pairs) name=fk-eg-pairs setting='train.synthetic_modes=[summary,pair]' ;;
         noreplay) name=fk-eg-noreplay setting=train.replay.fraction=0 ;;
         egraw) name=fk-eg-raw setting=train.data=synthetic+raw ;;
@@ -79,6 +80,6 @@ for section in "$@"; do
       for d in extract synth; do [ -e "runs/fk-eg-ungrounded/$d" ] || cp -r "runs/fk-eg/$d" "runs/fk-eg-ungrounded/$d"; done
       for st in filter train; do stage $st fk-eg-ungrounded "${U[@]}"; done
       stage eval fk-eg-ungrounded "${U[@]}" "$SHORT" ;;
-    *) echo "unknown section: $section (base raw rephrase entigraph budgets pairs noreplay egraw document ungrounded)" >&2; exit 2 ;;
+    *) echo "unknown section: $section (base raw rephrase entigraph budgets pairs noreplay egraw eglr document ungrounded)" >&2; exit 2 ;;
   esac
 done
