@@ -76,7 +76,7 @@ class Handler(BaseHTTPRequestHandler):
             if kind == "400":
                 return self.send(400, {"error": "bad request"})
             if kind == "slow":
-                time.sleep(0.6)  # past the client's timeout
+                time.sleep(2.0)  # past the client's timeout
                 return self.send(200, {"choices": []})
             if kind == "malformed":
                 return self.send(200, b"{not json")
@@ -101,7 +101,7 @@ def server():
 
 
 def backend(srv, **kw):
-    kw = {"api_key": KEY, "concurrency": 4, "timeout_s": 0.3, "max_retries": 3, "backoff_s": 0.01, **kw}
+    kw = {"api_key": KEY, "concurrency": 4, "timeout_s": 1.0, "max_retries": 3, "backoff_s": 0.01, **kw}
     return OpenAIBackend(srv.url, "tiny", **kw)
 
 
@@ -147,7 +147,7 @@ def test_unreachable_server_fails_fast_without_crashing():
     with socket.socket() as s:  # a port with nothing listening
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    b = OpenAIBackend(f"http://127.0.0.1:{port}/v1", "tiny", timeout_s=0.3, max_retries=1, backoff_s=0.01)
+    b = OpenAIBackend(f"http://127.0.0.1:{port}/v1", "tiny", timeout_s=1.0, max_retries=1, backoff_s=0.01)
     [g] = b.generate([req("x")])
     b.close()
     assert g.finish_reason == "error" and g.error.startswith("connection error")
@@ -167,7 +167,7 @@ def test_synthesis_through_a_faulty_server(server, tmp_path, monkeypatch, caplog
     monkeypatch.setenv("ENTIGRAPH_TEST_KEY", KEY)
     cfg = tiny_config(tmp_path, "tiny", backend="openai", max_passages=16)
     o = cfg.synthesis.openai
-    o.base_url, o.api_key_env, o.timeout_s, o.max_retries, o.backoff_s = server.url, "ENTIGRAPH_TEST_KEY", 0.3, 1, 0.01
+    o.base_url, o.api_key_env, o.timeout_s, o.max_retries, o.backoff_s = server.url, "ENTIGRAPH_TEST_KEY", 1.0, 1, 0.01
     tmpl = tmp_path / "templates"
     tmpl.mkdir()
     # inject faults through the prompt: pairs always fail with a 500, triples time out once
