@@ -188,9 +188,9 @@ def target_coverage(n_docs: int = 10) -> dict:
         blob = _norm("\n".join(texts))
         counts = {q: blob.count(t) for q, t in targets.items()}
         present[label] = {q for q, c in counts.items() if c}
-        out["pools"][label] = {probe: {"share": float(np.mean([counts[q] > 0 for q in counts if f":{probe}" in q and q.split(":")[1].rstrip("0123456789") == probe])),
-                                       "mean_count": float(np.mean([c for q, c in counts.items() if q.split(":")[1].rstrip("0123456789") == probe]))}
-                               for probe in PROBES}
+        by_probe = {probe: [c for q, c in counts.items() if q.split(":")[1].rstrip("0123456789") == probe] for probe in PROBES}
+        out["pools"][label] = {probe: {"share": float(np.mean([c > 0 for c in cs])), "mean_count": float(np.mean(cs))}
+                               for probe, cs in by_probe.items()}
     for label, pool in (("entigraph", "entigraph"), ("base", "entigraph"), ("rephrase", "rephrase"), ("raw", "raw")):
         run = next((m.run for m in METHODS if m.label == label), None)
         recs = load_records(run) if run else {}
