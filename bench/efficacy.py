@@ -109,9 +109,9 @@ def synthetic_tokens(facts: dict) -> int:
 def accuracy(recs: dict[str, dict], qids: list[str]) -> dict:
     correct = [bool(recs[q]["correct"]) for q in qids]
     lo, hi = bootstrap_ci(correct, seed=0)
-    logp = [recs[q].get("target_logprob", float("nan")) for q in qids]
+    logp = [recs[q].get("target_logprob", float("nan")) for q in qids]  # nan for multiple-choice questions
     return {"n": len(qids), "accuracy": 100 * float(np.mean(correct)), "ci95": [100 * lo, 100 * hi],
-            "mean_target_logprob": float(np.nanmean(logp)) if qids else float("nan")}
+            "mean_target_logprob": float(np.mean(logp)) if qids else float("nan")}
 
 
 def paired(a: dict[str, dict], b: dict[str, dict], qids: list[str]) -> dict:
@@ -250,7 +250,8 @@ def markdown(res: dict, probes: dict[str, str] = PROBES) -> str:
                 f"{fmt_acc(rs.get(f'rag/{probe}'))} | {fmt_acc(rs.get(f'oracle/{probe}'))} | "
                 f"{'—' if gap is None else f'{100 * gap:.0f} %'} | {cells[0]} | {cells[1]} |")
         lines.append("")
-    lines += ["**Target log-likelihood** (mean per-token log-probability of the right answer, closed-book; "
+    has_loglik = any(not np.isnan(p["logprob_diff"]["diff"]) for p in res["paired"].values())
+    lines += [] if not has_loglik else ["**Target log-likelihood** (mean per-token log-probability of the right answer, closed-book; "
               "paired bootstrap 95 % interval of the difference; wins = probes where it rose)", "",
               "| method | probes | vs base: Δ log-lik [95 % CI] | wins | vs Raw: Δ log-lik [95 % CI] | wins |",
               "|---|---|---|---|---|---|"]
@@ -262,7 +263,7 @@ def markdown(res: dict, probes: dict[str, str] = PROBES) -> str:
                 cells += (["—", "—"] if not p else
                           [f"{p['logprob_diff']['diff']:+.3f} [{p['logprob_diff']['ci95'][0]:+.3f}, {p['logprob_diff']['ci95'][1]:+.3f}]",
                            f"{p['logprob_wins']}/{p['n']}"])
-            if label != "base":
+            if label != "base" and has_loglik:
                 lines.append(f"| {label} | {name} | {' | '.join(cells)} |")
     lines += ["", "**With retrieval**: RAG with each trained model against RAG with the base model, same probes", "",
               "| method | probes | RAG vs base RAG: Δ acc (McNemar p) | Δ log-lik [95 % CI] |", "|---|---|---|---|"]
@@ -270,8 +271,9 @@ def markdown(res: dict, probes: dict[str, str] = PROBES) -> str:
         for probe, name in probes.items():
             p = res["paired"].get(f"{label} vs base: rag/{probe}")
             if p:
-                lines.append(f"| {label} | {name} | {p['accuracy_diff']:+.0f} (p = {fmt_p(p['mcnemar']['p'])}) | "
-                             f"{p['logprob_diff']['diff']:+.3f} [{p['logprob_diff']['ci95'][0]:+.3f}, {p['logprob_diff']['ci95'][1]:+.3f}] |")
+                d = p["logprob_diff"]
+                logp = "—" if np.isnan(d["diff"]) else f"{d['diff']:+.3f} [{d['ci95'][0]:+.3f}, {d['ci95'][1]:+.3f}]"
+                lines.append(f"| {label} | {name} | {p['accuracy_diff']:+.0f} (p = {fmt_p(p['mcnemar']['p'])}) | {logp} |")
     lines += ["", "**Runs** (wall seconds per stage on this machine)", "",
               "| method | run | what | steps | stage seconds |", "|---|---|---|---:|---|"]
     for label, e in ms.items():
