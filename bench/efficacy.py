@@ -215,7 +215,8 @@ def coverage_markdown(cov: dict) -> str:
     lines += ["", "| model, probes (split by the targets in which training text) | closed-book accuracy where the target is present (n) | where absent (n) |",
               "|---|---|---|"]
     for key, r in cov["split_accuracy"].items():
-        lines.append(f"| {key} | {r['in'][0]:.0f} % ({r['in'][1]}) | {r['out'][0]:.0f} % ({r['out'][1]}) |")
+        cell = lambda acc, n: f"{acc:.0f} % ({n})" if n else "— (0)"  # noqa: E731
+        lines.append(f"| {key} | {cell(*r['in'])} | {cell(*r['out'])} |")
     return "\n".join(lines) + "\n"
 
 
