@@ -21,9 +21,12 @@ stage() {  # stage STAGE NAME SETTING...
   local args=(); for s in "$@"; do args+=(--set "$s"); done
   $E "$st" $C --set name="$name" --set train.threads="$OMP_NUM_THREADS" "${args[@]}"
 }
-from_entigraph() {  # a run that starts from EntiGraph's extraction, synthesis and filter
-  mkdir -p "runs/$1"
-  for d in extract synth filter; do [ -e "runs/$1/$d" ] || cp -r "runs/fk-eg/$d" "runs/$1/$d"; done
+from_entigraph() {  # from_entigraph NAME [STAGE_DIR...]: a run that starts from EntiGraph's stages
+  local name=$1; shift
+  mkdir -p "runs/$name"
+  for d in "${@:-extract synth filter}"; do
+    for one in $d; do [ -e "runs/$name/$one" ] || cp -r "runs/fk-eg/$one" "runs/$name/$one"; done
+  done
 }
 kept_tokens() {  # tokens of fk-eg's kept passages, counted by the base model's tokenizer
   .venv/bin/python - <<'PY'
@@ -76,8 +79,7 @@ for section in "$@"; do
       stage eval fk-eg-doc "${D[@]}" "$SHORT" ;;
     ungrounded)  # no grounding filter, at the eighth's token budget (compare with fk-eg-e)
       U=(filter.require_entities=false filter.max_invented_rate=1.0 train.max_synthetic_tokens=$(( $(kept_tokens) / 8 )))
-      mkdir -p runs/fk-eg-ungrounded
-      for d in extract synth; do [ -e "runs/fk-eg-ungrounded/$d" ] || cp -r "runs/fk-eg/$d" "runs/fk-eg-ungrounded/$d"; done
+      from_entigraph fk-eg-ungrounded extract synth   # its own filter
       for st in filter train; do stage $st fk-eg-ungrounded "${U[@]}"; done
       stage eval fk-eg-ungrounded "${U[@]}" "$SHORT" ;;
     *) echo "unknown section: $section (base raw rephrase entigraph budgets pairs noreplay egraw eglr document ungrounded)" >&2; exit 2 ;;
