@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -134,8 +135,6 @@ def compare(methods: list[Method], probes: dict[str, str] = PROBES) -> dict:
         facts = run_facts(m.run)
         cfg_path = RUNS / m.run / "config.yaml"
         if cfg_path.is_file():
-            import yaml
-
             facts["epochs"] = yaml.safe_load(cfg_path.read_text())["train"]["epochs"]
         entry = {"run": m.run, "what": m.what, "group": m.group, **facts,
                  "synthetic_tokens": synthetic_tokens(facts), "results": {}}

@@ -54,7 +54,7 @@ def test_train_writes_a_plain_hf_model_that_reloads_with_the_same_logits(run_cfg
     assert read_json(out / "model" / "config.json")["use_cache"] is True
 
     reloaded = AutoModelForCausalLM.from_pretrained(out / "model").eval()
-    trained = {k: v for k, v in trainer.model.state_dict().items()}
+    trained = trainer.model.state_dict()
     for name, weight in reloaded.state_dict().items():  # the saved weights are the trained ones, exactly
         torch.testing.assert_close(weight, trained[name], rtol=0, atol=0)
     ids = torch.tensor([[5, 17, 42, 99, 3, 250]])
