@@ -67,7 +67,12 @@ METHODS = [
 QUALITY_METHODS = [
     Method("base", "qd-base", "SmolLM2-135M-Instruct, not trained", "main"),
     Method("raw", "qd-raw", "Raw CPT: the 3 articles themselves", "main"),
-    Method("entigraph", "qd-eg", "EntiGraph CPT: 48 generations (16 per article), kept passages", "main"),
+    Method("rephrase", "qd-rephrase", "Rephrase CPT: one paraphrase of each of the 62 passages", "main"),
+    Method("entigraph", "qd-eg", "EntiGraph CPT: 144 generations (48 per article), kept passages", "main"),
+    Method("eg-quarter", "qd-eg-q", "EntiGraph, first quarter of the kept synthetic tokens", "budget"),
+    Method("eg-half", "qd-eg-h", "EntiGraph, first half of the kept synthetic tokens", "budget"),
+    Method("eg-pairs", "qd-eg-pairs", "EntiGraph, summaries and pairs only (no triples)", "ablation"),
+    Method("eg-no-replay", "qd-eg-noreplay", "EntiGraph without replay (`train.replay.fraction=0`)", "ablation"),
 ]
 QUALITY_PROBES = {"": "QuALITY"}
 
@@ -282,7 +287,7 @@ def markdown(res: dict, probes: dict[str, str] = PROBES) -> str:
     return "\n".join(lines) + "\n"
 
 
-def plot(res: dict, path: Path) -> None:
+def plot(res: dict, path: Path, probes: dict[str, str] = PROBES) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -290,35 +295,49 @@ def plot(res: dict, path: Path) -> None:
 
     ms = res["methods"]
     curve = [lab for lab in ("eg-eighth", "eg-quarter", "eg-half", "entigraph") if lab in ms]
-    fig, axes = plt.subplots(2, 2, figsize=(10, 7), sharex=True)
-    for col, (probe, name) in enumerate(PROBES.items()):
-        for row, (key, label) in enumerate((("accuracy", "accuracy (%)"), ("mean_target_logprob", "target log-likelihood / token"))):
+    rows = [("accuracy", "accuracy (%)")]
+    if any(not np.isnan(p["logprob_diff"]["diff"]) for p in res["paired"].values()):  # not for multiple-choice questions
+        rows.append(("mean_target_logprob", "target log-likelihood / token"))
+    fig, axes = plt.subplots(len(rows), len(probes), figsize=(max(8, 5 * len(probes)), 3.5 * len(rows) + 1),
+                             sharex=True, squeeze=False)
+    for col, (probe, name) in enumerate(probes.items()):
+        for row, (key, label) in enumerate(rows):
             ax = axes[row][col]
             xs = [ms[lab]["synthetic_tokens"] for lab in curve]
-            rs = [ms[lab]["results"].get(f"closed/{probe}") for lab in curve]
-            if rs and all(rs):
+            settings = [("closed", "o", "tab:blue", "EntiGraph CPT, closed-book")]
+            if key == "accuracy":  # the RAG curve: does training on synthetic text cost in-context reading?
+                settings.append(("rag", "s", "tab:orange", "EntiGraph CPT + RAG"))
+            for setting, marker, color, name_ in settings:
+                rs = [ms[lab]["results"].get(f"{setting}/{probe}") for lab in curve]
+                if not (rs and all(rs)):
+                    continue
                 ys = [r[key] for r in rs]
                 err = None
                 if key == "accuracy":
                     err = [[y - r["ci95"][0] for y, r in zip(ys, rs)], [r["ci95"][1] - y for y, r in zip(ys, rs)]]
-                ax.errorbar(xs, ys, yerr=err, marker="o", capsize=3, color="tab:blue", label="EntiGraph CPT")
+                ax.errorbar(xs, ys, yerr=err, marker=marker, capsize=3, color=color, label=name_)
             for lab, style, color in (("base", ":", "grey"), ("raw", "--", "tab:red"), ("rephrase", "-.", "tab:green")):
                 r = ms.get(lab, {}).get("results", {}).get(f"closed/{probe}")
                 if r:
                     ax.axhline(r[key], ls=style, color=color, label=f"{lab}, closed-book")
-            oracle = ms.get("base", {}).get("results", {}).get(f"oracle/{probe}")
-            if oracle and key == "accuracy":
-                ax.axhline(oracle[key], ls="-", color="black", lw=0.8, label="base + oracle document")
+            base_rs = ms.get("base", {}).get("results", {})
+            if key == "accuracy" and base_rs.get(f"rag/{probe}"):
+                ax.axhline(base_rs[f"rag/{probe}"][key], ls=":", color="tab:orange", label="base + RAG")
+            if key == "accuracy" and name == "QuALITY":  # 4 options; the base model sits near it
+                ax.axhline(25, ls="-", color="tab:purple", lw=0.6, label="chance (4 options)")
+            if key == "accuracy" and base_rs.get(f"oracle/{probe}"):
+                ax.axhline(base_rs[f"oracle/{probe}"][key], ls="-", color="black", lw=0.8, label="base + oracle document")
             ax.set_xscale("log")
             ax.grid(alpha=0.3)
             if row == 0:
-                ax.set_title(f"{name} probes, closed-book")
-            else:
+                ax.set_title(f"{name} {'questions' if name == 'QuALITY' else 'probes'}")
+            if row == len(rows) - 1:
                 ax.set_xlabel("synthetic training tokens (one epoch)")
             if col == 0:
                 ax.set_ylabel(label)
-    axes[0][1].legend(fontsize=8, loc="lower right")
-    fig.tight_layout()
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=4 if len(probes) > 1 else 3, fontsize=8, frameon=False)
+    fig.tight_layout(rect=(0, 0.08 if len(rows) > 1 else 0.2, 1, 1))
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=100)
 
@@ -371,6 +390,7 @@ def main() -> None:
         res = compare(QUALITY_METHODS, QUALITY_PROBES)
         saved["quality"] = res
         md = markdown(res, QUALITY_PROBES)
+        plot(res, ROOT / "docs" / "img" / "efficacy-quality-scaling.png", QUALITY_PROBES)
         splice(ROOT / "docs" / "results.md", md, "quality")
         print(md)
     else:

@@ -14,7 +14,7 @@ export OMP_NUM_THREADS=${THREADS:-1} HF_HUB_OFFLINE=1
 E=.venv/bin/entigraph
 C=configs/fictional-dev.yaml
 MAIN='eval.conditions=[cpt_closed,cpt_rag,cpt_oracle]'
-SHORT='eval.conditions=[cpt_closed]'   # budgets and ablations: closed-book only (RAG + oracle cost 8 min a run)
+SHORT='eval.conditions=[cpt_closed]'   # ablations: closed-book only (RAG + oracle cost 8 min a run)
 
 stage() {  # stage STAGE NAME SETTING...
   local st=$1 name=$2; shift 2
@@ -61,7 +61,7 @@ for section in "$@"; do
         name=fk-eg-${part%%:*}; budget=$(( total / ${part##*:} ))
         from_entigraph "$name"
         stage train "$name" train.max_synthetic_tokens=$budget
-        stage eval "$name" train.max_synthetic_tokens=$budget "$SHORT"
+        stage eval "$name" train.max_synthetic_tokens=$budget "$MAIN"
       done ;;
     pairs|noreplay|egraw|eglr)
       case $section in
@@ -72,7 +72,8 @@ for section in "$@"; do
       esac
       from_entigraph "$name"
       stage train "$name" "$setting"
-      stage eval "$name" "$setting" "$SHORT" ;;
+      conds=$SHORT; [ "$section" = egraw ] && conds=$MAIN   # the best model also with RAG and oracle
+      stage eval "$name" "$setting" "$conds" ;;
     document)  # whole-document context, at the budget of the eighth (the first 40 generations)
       D=(synthesis.context=document synthesis.max_passages=40)
       for st in extract synthesize filter train; do stage $st fk-eg-doc "${D[@]}"; done
