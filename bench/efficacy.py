@@ -46,7 +46,9 @@ class Method:
     label: str
     run: str
     what: str
-    group: str  # main | budget | ablation
+    group: str  # main | budget | ablation | control
+    model: str = ""  # the model's label in a run that evaluated several (eval.extra_models); "" = the run's one model
+    train_run: str = ""  # where that model was trained, when not in `run`
 
 
 METHODS = [
@@ -61,7 +63,7 @@ METHODS = [
     Method("eg-document", "fk-eg-doc", "EntiGraph with the whole document as context (`synthesis.context=document`), first 40 generations", "ablation"),
     Method("eg-ungrounded", "fk-eg-ungrounded", "EntiGraph without the grounding filter, at the eighth's token budget", "ablation"),
     Method("eg-no-replay", "fk-eg-noreplay", "EntiGraph without replay (`train.replay.fraction=0`)", "ablation"),
-    Method("eg-lr3e-4", "fk-eg-lr3e-4", "EntiGraph, every kept passage, learning rate 3e-4 instead of 1e-3", "ablation"),
+    Method("eg-lr3e-4", "fk-eg-lr3e-4", "EntiGraph, every kept passage, at its own learning rate chosen on the tuning documents (3e-4, not Raw's 1e-3)", "ablation"),
     Method("eg+raw", "fk-eg-raw", "EntiGraph passages plus the raw documents (`train.data=synthetic+raw`)", "ablation"),
 ]
 QUALITY_METHODS = [
@@ -73,18 +75,23 @@ QUALITY_METHODS = [
     Method("eg-half", "qd-eg-h", "EntiGraph, first half of the kept synthetic tokens", "budget"),
     Method("eg-pairs", "qd-eg-pairs", "EntiGraph, summaries and pairs only (no triples)", "ablation"),
     Method("eg-no-replay", "qd-eg-noreplay", "EntiGraph without replay (`train.replay.fraction=0`)", "ablation"),
+    Method("raw-other", "qd-control-eval", "Control: Raw CPT on three other articles (4-6), trained in `runs/qd-control`",
+           "control", model="other", train_run="qd-control"),
 ]
 QUALITY_PROBES = {"": "QuALITY"}
+REF_NAMES = {"raw": "Raw", "raw-other": "control"}
 
 
-def load_records(run: str) -> dict[tuple[str, str], dict[str, dict]]:
-    """{(setting, probe_type): {qid: record}} for the one model evaluated in this run."""
+def load_records(run: str, model: str = "") -> dict[tuple[str, str], dict[str, dict]]:
+    """{(setting, probe_type): {qid: record}} for the one model evaluated in this run (or the one labelled `model`)."""
     path = RUNS / run / "eval" / "records.jsonl"
     out: dict[tuple[str, str], dict[str, dict]] = {}
     if not path.is_file():
         return out
     for r in read_jsonl(path):
-        setting = r["condition"].rsplit("_", 1)[1]
+        label, setting = r["condition"].rsplit("_", 1)
+        if model and label != model:
+            continue
         out.setdefault((setting, r["probe_type"]), {})[r["qid"]] = r
     return out
 
@@ -131,14 +138,16 @@ def paired(a: dict[str, dict], b: dict[str, dict], qids: list[str]) -> dict:
             "mcnemar": test, "logprob_diff": logp, "logprob_wins": wins, "n": len(qids)}
 
 
-def compare(methods: list[Method], probes: dict[str, str] = PROBES) -> dict:
-    records = {m.label: load_records(m.run) for m in methods}
+def compare(methods: list[Method], probes: dict[str, str] = PROBES, refs: tuple[str, ...] = ("base", "raw")) -> dict:
+    records = {m.label: load_records(m.run, m.model) for m in methods}
     present = [m for m in methods if records[m.label]]
-    out: dict = {"methods": {}, "paired": {}, "gap_closed": {}}
+    out: dict = {"methods": {}, "paired": {}, "gap_closed": {}, "refs": list(refs)}
     base = records.get("base", {})
     for m in present:
-        facts = run_facts(m.run)
-        cfg_path = RUNS / m.run / "config.yaml"
+        facts = run_facts(m.train_run or m.run)
+        if m.train_run:
+            facts["timings_s"] = {**facts["timings_s"], **run_facts(m.run)["timings_s"]}
+        cfg_path = RUNS / (m.train_run or m.run) / "config.yaml"
         if cfg_path.is_file():
             facts["epochs"] = yaml.safe_load(cfg_path.read_text())["train"]["epochs"]
         entry = {"run": m.run, "what": m.what, "group": m.group, **facts,
@@ -147,7 +156,7 @@ def compare(methods: list[Method], probes: dict[str, str] = PROBES) -> dict:
             entry["results"][f"{setting}/{probe}"] = accuracy(recs, sorted(recs))
         out["methods"][m.label] = entry
     for m in present:
-        for ref in ("base", "raw"):
+        for ref in refs:
             if ref == m.label or ref not in records or not records[ref]:
                 continue
             for (setting, probe), recs in records[m.label].items():
@@ -235,25 +244,26 @@ def fmt_p(p: float) -> str:
 
 
 def markdown(res: dict, probes: dict[str, str] = PROBES) -> str:
-    ms = res["methods"]
+    ms, refs = res["methods"], res.get("refs", ["base", "raw"])
     lines = []
     for probe, name in probes.items():
         lines += [f"**{name[0].upper() + name[1:]} {'questions' if name == 'QuALITY' else 'probes'}** (accuracy %, 95 % bootstrap interval; n = "
-                  f"{next((e['results'].get(f'closed/{probe}', {}).get('n') for e in ms.values() if e['results'].get(f'closed/{probe}')), 0)} probes)", "",
-                  "| method | synthetic tokens | training tokens | closed-book | RAG (top 3) | oracle | gap closed | vs base, closed (McNemar p) | vs Raw, closed (McNemar p) |",
-                  "|---|---:|---:|---|---|---|---:|---|---|"]
+                  f"{next((e['results'].get(f'closed/{probe}', {}).get('n') for e in ms.values() if e['results'].get(f'closed/{probe}')), 0)} {'questions' if name == 'QuALITY' else 'probes'})", "",
+                  "| method | synthetic tokens | training tokens | closed-book | RAG (top 3) | oracle | gap closed | "
+                  + " | ".join(f"vs {REF_NAMES.get(r, r)}, closed (McNemar p)" for r in refs) + " |",
+                  "|---|---:|---:|---|---|---|---:|" + "---|" * len(refs)]
         for label, e in ms.items():
             rs = e["results"]
             train_tokens = sum(e.get("train_tokens_by_source", {}).values())
             gap = res["gap_closed"].get(f"{label}/{probe}")
             cells = []
-            for ref in ("base", "raw"):
+            for ref in refs:
                 p = res["paired"].get(f"{label} vs {ref}: closed/{probe}")
                 cells.append("—" if not p else f"{p['accuracy_diff']:+.0f} (p = {fmt_p(p['mcnemar']['p'])})")
             lines.append(
                 f"| {label} | {e['synthetic_tokens']:,} | {train_tokens:,} | {fmt_acc(rs.get(f'closed/{probe}'))} | "
                 f"{fmt_acc(rs.get(f'rag/{probe}'))} | {fmt_acc(rs.get(f'oracle/{probe}'))} | "
-                f"{'—' if gap is None else f'{100 * gap:.0f} %'} | {cells[0]} | {cells[1]} |")
+                f"{'—' if gap is None else f'{100 * gap:.0f} %'} | {' | '.join(cells)} |")
         lines.append("")
     has_loglik = any(not np.isnan(p["logprob_diff"]["diff"]) for p in res["paired"].values())
     lines += [] if not has_loglik else ["**Target log-likelihood** (mean per-token log-probability of the right answer, closed-book; "
@@ -387,7 +397,7 @@ def main() -> None:
         splice(ROOT / "docs" / "results.md", t["markdown"], "tuning")
         print(t["markdown"])
     elif args.what == "quality":
-        res = compare(QUALITY_METHODS, QUALITY_PROBES)
+        res = compare(QUALITY_METHODS, QUALITY_PROBES, refs=("base", "raw", "raw-other"))
         saved["quality"] = res
         md = markdown(res, QUALITY_PROBES)
         plot(res, ROOT / "docs" / "img" / "efficacy-quality-scaling.png", QUALITY_PROBES)

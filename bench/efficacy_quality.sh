@@ -4,7 +4,7 @@
 # article, with the recipe tuned on Fictional Knowledge (lr 1e-3, 4 epochs). Three articles, not
 # ten: a 135M model is at chance on these questions even with the article in context, so these runs
 # can only confirm that, and the hours go where the model can learn.
-#   bash bench/efficacy_quality.sh base raw rephrase entigraph budgets pairs noreplay
+#   bash bench/efficacy_quality.sh base raw rephrase entigraph budgets pairs noreplay control
 #   .venv/bin/python bench/efficacy.py quality
 # Two sections can run side by side on two cores (THREADS=1 each); budgets, pairs and noreplay
 # start from entigraph's synthesis, so run them after it.
@@ -61,6 +61,11 @@ for section in "$@"; do
       from_entigraph "$name"
       stage train "$name" "${EG[@]}" "$setting"
       stage eval "$name" "${EG[@]}" "$setting" "$MAIN" ;;
-    *) echo "unknown section: $section (base raw rephrase entigraph budgets pairs noreplay)" >&2; exit 2 ;;
+    control)  # Raw CPT on three *other* articles (4-6), asked about articles 1-3: what training alone
+              # does to the answers, with none of the knowledge the questions need
+      stage extract qd-control corpus.skip_docs=3; stage train qd-control corpus.skip_docs=3 train.data=raw
+      stage extract qd-control-eval
+      stage eval qd-control-eval 'eval.conditions=[base_closed]' "eval.extra_models={other: runs/qd-control/train/model}" ;;
+    *) echo "unknown section: $section (base raw rephrase entigraph budgets pairs noreplay control)" >&2; exit 2 ;;
   esac
 done

@@ -72,7 +72,7 @@ for section in "$@"; do
       esac
       from_entigraph "$name"
       stage train "$name" "$setting"
-      conds=$SHORT; [ "$section" = egraw ] && conds=$MAIN   # the best model also with RAG and oracle
+      conds=$SHORT; case $section in egraw|eglr) conds=$MAIN ;; esac   # the two best also with RAG and oracle
       stage eval "$name" "$setting" "$conds" ;;
     document)  # whole-document context, at the budget of the eighth (the first 40 generations)
       D=(synthesis.context=document synthesis.max_passages=40)
