@@ -26,16 +26,7 @@ from_entigraph() {  # from_entigraph NAME: a run that starts from EntiGraph's ex
   mkdir -p "runs/$1"
   for d in extract synth filter; do [ -e "runs/$1/$d" ] || cp -r "runs/qd-eg/$d" "runs/$1/$d"; done
 }
-kept_tokens() {  # tokens of qd-eg's kept passages, counted by the base model's tokenizer
-  .venv/bin/python - <<'PY'
-from pathlib import Path
-from transformers import AutoTokenizer
-from entigraph.artifacts import kept
-from entigraph.models import resolve_lm
-tok = AutoTokenizer.from_pretrained(resolve_lm("smollm2-135m-instruct"))
-print(sum(len(tok(p.text, add_special_tokens=False)["input_ids"]) for p in kept(Path("runs/qd-eg")) if p.text.strip()))
-PY
-}
+kept_tokens() { .venv/bin/python bench/kept_tokens.py runs/qd-eg; }  # the budgets' total
 for section in "$@"; do
   case $section in
     base) stage extract qd-base; stage eval qd-base 'eval.conditions=[base_closed,base_rag,base_oracle]' ;;

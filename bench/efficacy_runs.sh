@@ -28,16 +28,7 @@ from_entigraph() {  # from_entigraph NAME [STAGE_DIR...]: a run that starts from
     for one in $d; do [ -e "runs/$name/$one" ] || cp -r "runs/fk-eg/$one" "runs/$name/$one"; done
   done
 }
-kept_tokens() {  # tokens of fk-eg's kept passages, counted by the base model's tokenizer
-  .venv/bin/python - <<'PY'
-from transformers import AutoTokenizer
-from entigraph.artifacts import kept
-from entigraph.models import resolve_lm
-from pathlib import Path
-tok = AutoTokenizer.from_pretrained(resolve_lm("smollm2-135m-instruct"))
-print(sum(len(tok(p.text, add_special_tokens=False)["input_ids"]) for p in kept(Path("runs/fk-eg")) if p.text.strip()))
-PY
-}
+kept_tokens() { .venv/bin/python bench/kept_tokens.py runs/fk-eg; }  # the budgets' total
 
 for section in "$@"; do
   case $section in
