@@ -233,10 +233,15 @@ def coverage_markdown(cov: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def pct(x: float, sign: str = "") -> str:
+    """Whole points when exact (n = 50 gives steps of 2), else one decimal (n = 40: steps of 2.5)."""
+    return f"{x:{sign}.0f}" if abs(x - round(x)) < 0.05 else f"{x:{sign}.1f}"
+
+
 def fmt_acc(r: dict | None) -> str:
     if not r:
         return "—"
-    return f"{r['accuracy']:.0f} [{r['ci95'][0]:.0f}, {r['ci95'][1]:.0f}]"
+    return f"{pct(r['accuracy'])} [{pct(r['ci95'][0])}, {pct(r['ci95'][1])}]"
 
 
 def fmt_p(p: float) -> str:
@@ -259,7 +264,7 @@ def markdown(res: dict, probes: dict[str, str] = PROBES) -> str:
             cells = []
             for ref in refs:
                 p = res["paired"].get(f"{label} vs {ref}: closed/{probe}")
-                cells.append("—" if not p else f"{p['accuracy_diff']:+.0f} (p = {fmt_p(p['mcnemar']['p'])})")
+                cells.append("—" if not p else f"{pct(p['accuracy_diff'], '+')} (p = {fmt_p(p['mcnemar']['p'])})")
             lines.append(
                 f"| {label} | {e['synthetic_tokens']:,} | {train_tokens:,} | {fmt_acc(rs.get(f'closed/{probe}'))} | "
                 f"{fmt_acc(rs.get(f'rag/{probe}'))} | {fmt_acc(rs.get(f'oracle/{probe}'))} | "
@@ -288,7 +293,7 @@ def markdown(res: dict, probes: dict[str, str] = PROBES) -> str:
             if p:
                 d = p["logprob_diff"]
                 logp = "—" if np.isnan(d["diff"]) else f"{d['diff']:+.3f} [{d['ci95'][0]:+.3f}, {d['ci95'][1]:+.3f}]"
-                lines.append(f"| {label} | {name} | {p['accuracy_diff']:+.0f} (p = {fmt_p(p['mcnemar']['p'])}) | {logp} |")
+                lines.append(f"| {label} | {name} | {pct(p['accuracy_diff'], '+')} (p = {fmt_p(p['mcnemar']['p'])}) | {logp} |")
     lines += ["", "**Runs** (wall seconds per stage on this machine)", "",
               "| method | run | what | steps | stage seconds |", "|---|---|---|---:|---|"]
     for label, e in ms.items():
