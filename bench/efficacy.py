@@ -233,6 +233,11 @@ def coverage_markdown(cov: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def unit(name: str) -> str:
+    """What one evaluated item of a benchmark is called in headings."""
+    return "questions" if name == "QuALITY" else "probes"
+
+
 def pct(x: float, sign: str = "") -> str:
     """Whole points when exact (n = 50 gives steps of 2), else one decimal (n = 40: steps of 2.5)."""
     return f"{x:{sign}.0f}" if abs(x - round(x)) < 0.05 else f"{x:{sign}.1f}"
@@ -252,8 +257,8 @@ def markdown(res: dict, probes: dict[str, str] = PROBES) -> str:
     ms, refs = res["methods"], res.get("refs", ["base", "raw"])
     lines = []
     for probe, name in probes.items():
-        lines += [f"**{name[0].upper() + name[1:]} {'questions' if name == 'QuALITY' else 'probes'}** (accuracy %, 95 % bootstrap interval; n = "
-                  f"{next((e['results'].get(f'closed/{probe}', {}).get('n') for e in ms.values() if e['results'].get(f'closed/{probe}')), 0)} {'questions' if name == 'QuALITY' else 'probes'})", "",
+        lines += [f"**{name[0].upper() + name[1:]} {unit(name)}** (accuracy %, 95 % bootstrap interval; n = "
+                  f"{next((e['results'].get(f'closed/{probe}', {}).get('n') for e in ms.values() if e['results'].get(f'closed/{probe}')), 0)} {unit(name)})", "",
                   "| method | synthetic tokens | training tokens | closed-book | RAG (top 3) | oracle | gap closed | "
                   + " | ".join(f"vs {REF_NAMES.get(r, r)}, closed (McNemar p)" for r in refs) + " |",
                   "|---|---:|---:|---|---|---|---:|" + "---|" * len(refs)]
@@ -345,7 +350,7 @@ def plot(res: dict, path: Path, probes: dict[str, str] = PROBES) -> None:
             ax.set_xscale("log")
             ax.grid(alpha=0.3)
             if row == 0:
-                ax.set_title(f"{name} {'questions' if name == 'QuALITY' else 'probes'}")
+                ax.set_title(f"{name} {unit(name)}")
             if row == len(rows) - 1:
                 ax.set_xlabel("synthetic training tokens (one epoch)")
             if col == 0:
