@@ -27,7 +27,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np  # noqa: E402
 
-from entigraph.filters import SHINGLE_N, MinHasher, near_duplicates, shingle_hashes, words  # noqa: E402
+from entigraph.filters import SHINGLE_N, MinHasher, near_duplicates, shingle_hashes  # noqa: E402
+from entigraph.text import words  # noqa: E402
 
 TEMPLATES = [
     "The text tells us that {a} was closely connected to {b}.",

@@ -30,7 +30,8 @@ from pathlib import Path
 import numpy as np
 
 from .config import FilterConfig
-from .filters import FilterContext, Judge, Outcome, invented_names, near_duplicates, ngram_hashes, words
+from .filters import FilterContext, Judge, Outcome, invented_names, near_duplicates
+from .text import ngram_hashes, words
 from .records import Document, Entity, Passage, SynthPassage
 
 COPY_N = 13

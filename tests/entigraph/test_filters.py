@@ -6,10 +6,10 @@ from entigraph.backends.base import Generation
 from entigraph.config import FilterConfig
 from entigraph.filters import (
     Echo, Empty, Failed, FilterContext, Grounding, Judge, Length, NearDup, Noise, Repetition,
-    Truncated, apply_filters, default_filters, dup_line_ratio, dup_ngram_share, name_candidates,
-    top_ngram_share, words,
+    Truncated, apply_filters, default_filters, dup_line_ratio, dup_ngram_share, top_ngram_share,
 )
 from entigraph.records import Document, Entity, Passage, SynthPassage
+from entigraph.text import name_candidates, words
 
 SOURCE = (
     "Marit Ellery kept the Quarrow tide station for thirty-one years. Every morning she walked from "

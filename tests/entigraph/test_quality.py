@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from entigraph.config import FilterConfig
-from entigraph.filters import FilterContext, Outcome, words
+from entigraph.filters import FilterContext, Outcome
+from entigraph.text import words
 from entigraph.quality import (
     build_report, compression_ratio, copy_rate, corpus_ngrams, distinct_n, embedding_coverage,
     entity_coverage, read_graph, report_section_html, self_bleu,
