@@ -33,7 +33,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from entigraph.io import read_json, read_jsonl  # noqa: E402
-from eval.stats import bootstrap_ci, mcnemar_exact, paired_bootstrap  # noqa: E402
+from entigraph.eval.stats import bootstrap_ci, mcnemar_exact, paired_bootstrap  # noqa: E402
 
 RUNS = ROOT / "runs"
 FK = ROOT.parent / "shared" / "data" / "fictional-knowledge" / "dev.json"

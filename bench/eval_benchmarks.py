@@ -34,7 +34,7 @@ from entigraph.config import RunConfig  # noqa: E402
 from entigraph.corpus import load_corpus  # noqa: E402
 from entigraph.io import write_jsonl  # noqa: E402
 from entigraph.records import to_dict  # noqa: E402
-from eval import compare, report  # noqa: E402
+from entigraph.eval import compare, report  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data"
 SETS = {"quality": DATA / "quality-leval" / "dev.jsonl", "fictional": DATA / "fictional-knowledge" / "dev.json"}

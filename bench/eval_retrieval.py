@@ -29,11 +29,11 @@ import numpy as np  # noqa: E402
 import sentence_transformers  # noqa: E402
 import torch  # noqa: E402
 
-from eval.tasks import load_questions  # noqa: E402
-from retrieval import Retriever, chunk_documents, document_recall  # noqa: E402
-from retrieval.embeddings import Embedder  # noqa: E402
-from retrieval.index import DenseIndex  # noqa: E402
-from retrieval.lexical import BM25Index  # noqa: E402
+from entigraph.eval.tasks import load_questions  # noqa: E402
+from entigraph.retrieval import Retriever, chunk_documents, document_recall  # noqa: E402
+from entigraph.retrieval.embeddings import Embedder  # noqa: E402
+from entigraph.retrieval.index import DenseIndex  # noqa: E402
+from entigraph.retrieval.lexical import BM25Index  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data"
 SETS = {"quality": DATA / "quality-leval" / "dev.jsonl", "fictional": DATA / "fictional-knowledge" / "dev.json"}

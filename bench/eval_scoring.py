@@ -26,8 +26,8 @@ import torch  # noqa: E402
 import transformers  # noqa: E402
 
 from entigraph.models import resolve_lm  # noqa: E402
-from eval.scoring import LMScorer  # noqa: E402
-from eval.tasks import load_questions  # noqa: E402
+from entigraph.eval.scoring import LMScorer  # noqa: E402
+from entigraph.eval.tasks import load_questions  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data" / "quality-leval" / "dev.jsonl"
 

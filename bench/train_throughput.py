@@ -132,7 +132,7 @@ def trainer_run(name: str, path: str, tok, data, args) -> tuple[list[float], lis
     import torch
     from transformers import AutoModelForCausalLM, Trainer, TrainingArguments
 
-    from training import deepspeed_env
+    from entigraph.training import deepspeed_env
 
     bf16 = name.endswith("bf16")
     ds = None
@@ -159,7 +159,7 @@ def default_path(args, tok) -> tuple[list[float], list[float], dict]:
     from entigraph.config import RunConfig
     from entigraph.io import write_jsonl
     from entigraph.records import SynthPassage, to_dict
-    from training.trainer import train
+    from entigraph.training.trainer import train
 
     step_s, losses = [], []
     with tempfile.TemporaryDirectory() as tmp:
@@ -236,7 +236,7 @@ def main() -> None:
 
 def write_report(args, settings, results, loads, load_start, final=False) -> None:
     import torch
-    from training.deepspeed_env import cpu_has_bf16
+    from entigraph.training.deepspeed_env import cpu_has_bf16
 
     ref = results.get("plain_fp32", {}).get("losses", [None])[0]
     for r in results.values():

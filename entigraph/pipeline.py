@@ -34,9 +34,9 @@ PIPELINE = (
     Stage("extract", "entigraph.extract", ("seed", "corpus", "entities", "models.spacy", "models.generator")),
     Stage("synthesize", "entigraph.synthesis", ("synthesis", "models.generator")),
     Stage("filter", "entigraph.filter_stage", ("filter", "models.embedder")),
-    Stage("train", "training.trainer", ("train", "models.base")),
-    Stage("eval", "eval.compare", ("eval", "models.base", "models.embedder")),
-    Stage("report", "eval.report", ()),
+    Stage("train", "entigraph.training.trainer", ("train", "models.base")),
+    Stage("eval", "entigraph.eval.compare", ("eval", "models.base", "models.embedder")),
+    Stage("report", "entigraph.eval.report", ()),
 )
 BY_NAME = {s.name: s for s in PIPELINE}
 assert tuple(BY_NAME) == STAGES

@@ -27,7 +27,7 @@ from entigraph.errors import ConfigError
 from entigraph.io import write_json, write_jsonl
 from entigraph.models import resolve_lm
 from entigraph.records import Document, Question
-from retrieval import RECALL_KS, Retriever, chunk_documents, count_words, document_recall, latency_summary, token_counter
+from entigraph.retrieval import RECALL_KS, Retriever, chunk_documents, count_words, document_recall, latency_summary, token_counter
 
 from .scoring import MODES, LMScorer, exact_match, mc_messages, parse_answer, pick_device
 from .stats import bootstrap_ci, mcnemar_exact, paired_bootstrap, wilson_ci
@@ -72,7 +72,7 @@ def query_text(q: Question) -> str:
 
 def make_embedder(cfg: RunConfig):
     """The embedding function for dense retrieval (tests replace this with a deterministic one)."""
-    from retrieval.embeddings import Embedder
+    from entigraph.retrieval.embeddings import Embedder
 
     return Embedder(cfg.models.embedder, device=pick_device(cfg.device))
 

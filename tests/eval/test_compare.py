@@ -13,8 +13,8 @@ from entigraph.corpus import load_corpus
 from entigraph.errors import EntigraphError
 from entigraph.io import read_json, read_jsonl, write_jsonl
 from entigraph.records import to_dict
-from eval import compare
-from eval.report import run as report_run
+from entigraph.eval import compare
+from entigraph.eval.report import run as report_run
 
 ROWS = [
     {"input": "THE TIDAL CLOCK\n\nThe Harbour Guild built the tidal clock in 1887. Mara Velt kept its records.",

@@ -8,7 +8,7 @@ import pytest
 from entigraph import artifacts
 from entigraph.config import RunConfig
 from entigraph.io import write_json
-from eval.report import run as report_run
+from entigraph.eval.report import run as report_run
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
 

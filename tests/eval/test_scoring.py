@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from entigraph.records import Question
-from eval.scoring import LMScorer, exact_match, mc_messages, normalize_answer, parse_answer
+from entigraph.eval.scoring import LMScorer, exact_match, mc_messages, normalize_answer, parse_answer
 
 CONTEXT = "The Harbour Guild of Lumen Bay built the tidal clock in 1887. " * 4
 MC = Question("q1", "d", "Who built the tidal clock?",

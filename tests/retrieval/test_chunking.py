@@ -1,7 +1,7 @@
 import pytest
 
 from entigraph.records import Document
-from retrieval.chunking import chunk_document, count_words, sentence_spans
+from entigraph.retrieval.chunking import chunk_document, count_words, sentence_spans
 
 TEXT = ("The Harbour Guild built the tidal clock in 1887. It stood on the quay for forty years! "
         "Mara Velt kept its records. Did anyone ask why? Oskar Brenn said “the sea keeps time.” "

@@ -1,6 +1,6 @@
 import numpy as np
 
-from retrieval.index import MIN_IVF, DenseIndex, index_key, plan_index
+from entigraph.retrieval.index import MIN_IVF, DenseIndex, index_key, plan_index
 
 
 def unit_vectors(n, d=32, seed=0):

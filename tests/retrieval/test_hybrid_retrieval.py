@@ -4,9 +4,9 @@ import re
 import numpy as np
 
 from entigraph.records import Document
-from retrieval import Retriever, chunk_documents, document_recall, rrf
-from retrieval.hybrid import Hit, latency_summary
-from retrieval.lexical import BM25Index
+from entigraph.retrieval import Retriever, chunk_documents, document_recall, rrf
+from entigraph.retrieval.hybrid import Hit, latency_summary
+from entigraph.retrieval.lexical import BM25Index
 
 DOCS = [
     Document("a-0000", "Tidal clock", "The Harbour Guild built the tidal clock in 1887. It kept time for the pilots."),

@@ -6,8 +6,8 @@ from transformers import AutoTokenizer
 
 from entigraph.errors import ConfigError, InputError
 from entigraph.io import read_jsonl, write_jsonl
-from training.data import BlockDataset, build, pack, training_order
-from training.replay import replay_texts, seed_prompts
+from entigraph.training.data import BlockDataset, build, pack, training_order
+from entigraph.training.replay import replay_texts, seed_prompts
 
 
 @pytest.fixture
@@ -23,7 +23,7 @@ def test_pack_puts_eos_after_each_document_and_pads_the_tail():
 
 
 def test_block_dataset_masks_padding_out_of_loss_and_attention():
-    from training.data import PackedData
+    from entigraph.training.data import PackedData
 
     blocks, lengths = pack([[5, 6, 7, 8, 9]], block_size=4, eos_id=2)
     data = PackedData(blocks, lengths, np.zeros(2, np.uint8), np.arange(2), np.zeros(0, np.int64), {})
@@ -130,7 +130,7 @@ def test_self_replay_is_generated_once(run_cfg, tiny_lm, tok, tmp_path):
 
 def test_synthetic_subsets_by_mode_and_token_budget_in_synthesis_order(run_cfg, tok):
     from entigraph.records import SynthPassage, to_dict
-    from training.data import synthetic_texts
+    from entigraph.training.data import synthetic_texts
 
     kept = [SynthPassage(task_id=f"t{i}", mode=("pair", "triple")[i % 2], entities=[], doc_ids=[],
                          passage_ids=[], text=f"passage {i} about the tidal clock", seq=9 - i) for i in range(10)]

@@ -14,8 +14,8 @@ from safetensors.torch import load_file
 
 from entigraph.errors import ConfigError
 from entigraph.io import read_json, write_json
-from training import deepspeed_env
-from training.trainer import last_checkpoint, prepare_checkpoints, summary_lines, train
+from entigraph.training import deepspeed_env
+from entigraph.training.trainer import last_checkpoint, prepare_checkpoints, summary_lines, train
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -25,7 +25,7 @@ KILLER = """
 import os, signal, sys
 from transformers import TrainerCallback
 from entigraph.config import load_config
-from training.trainer import train
+from entigraph.training.trainer import train
 
 class KillAt(TrainerCallback):
     def on_step_end(self, args, state, control, **kwargs):
