@@ -33,9 +33,10 @@ def test_non_utf8_file_is_decoded_not_fatal(tmp_path):
 
 
 @pytest.mark.parametrize("name,content,message", [
-    ("bad.jsonl", '{"text": "ok"}\n{broken\n', r"bad.jsonl:2: not valid JSON"),
+    ("bad.jsonl", '{"text": "ok"}\n{broken\n', r"bad.jsonl: line 2: not valid JSON"),
     ("notext.jsonl", '{"body": "x"}\n', "no text field 'text'"),
-    ("x.pdf", "binary", "unknown file type"),
+    ("x.pdf", "binary", r"x.pdf: not a PDF"),
+    ("x.xyz", "text", r"x.xyz: unknown file type .xyz"),
 ])
 def test_bad_input_names_the_file(tmp_path, name, content, message):
     (tmp_path / name).write_text(content)

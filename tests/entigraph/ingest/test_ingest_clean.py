@@ -1,0 +1,119 @@
+"""The pure pieces: hyphenation, running lines, Markdown headings, binary sniffing, duplicates, locate."""
+
+import random
+
+import pytest
+
+from entigraph.corpus import load_corpus, locate, read_text
+from entigraph.errors import InputError
+from entigraph.ingest.base import TextBuilder, binary_reason, tidy
+from entigraph.ingest.clean import carry_broken_words, dehyphenate, line_key, running_lines
+from entigraph.ingest.dedup import find_duplicates
+from entigraph.ingest.markdown import markdown_sections
+from entigraph.records import Document
+
+
+@pytest.mark.parametrize("text,expected", [
+    ("the infor-\nmation ledger", "the information ledger"),
+    ("the infor- \n  mation", "the information"),
+    ("a well-\nknown tide; the well-known keeper", "a well-known tide; the well-known keeper"),
+    ("a state-of-the-\nart gauge", "a state-of-the-art gauge"),
+    ("Saltmere-\nHarbour", "Saltmere-\nHarbour"),  # a capital after the break: a name, left alone
+    ("pages 12-\n14", "pages 12-\n14"),
+    ("a dash -\nthen text", "a dash -\nthen text"),
+])
+def test_dehyphenate(text, expected):
+    assert dehyphenate(text) == expected
+
+
+def test_words_broken_across_a_page_break_move_to_the_earlier_page():
+    pages = carry_broken_words(["end of a long sen-", "tence. Next page.", "Fine."])
+    assert pages == ["end of a long sen-\ntence.", "Next page.", "Fine."]
+    assert dehyphenate(pages[0]) == "end of a long sentence."
+    assert carry_broken_words(["Well-", "Known"]) == ["Well-", "Known"]
+
+
+def test_running_lines_repeat_on_most_pages_with_numbers_masked():
+    pages = [[f"Annual report {2000 + n}", f"- {n} -"] for n in range(10)]
+    pages[4].append("Chapter 3: Storms")  # a one-off edge line is body text
+    for n in (6, 7, 8):
+        pages[n].append(f"Chapter 4: Gauges {n}")  # a chapter header on three pages goes
+    assert line_key("Page 12 of 40") == "page # of #"
+    assert line_key("  xiv ") == "#"
+    assert running_lines(pages) == {"annual report #", "- # -", "chapter #: gauges #"}
+    assert running_lines([["Only one page"]]) == set()
+    assert running_lines([["Header"], ["Header"]]) == {"header"}
+
+
+def test_markdown_sections():
+    text = ("---\ntitle: notes\n---\nPreamble.\n\n# One\nbody\n```\n# code\n```\n"
+            "Two\n---\nmore\n\n## Three ##\nend\n")
+    sections = markdown_sections(text)
+    assert [s["heading"] for s in sections] == ["One", "Two", "Three"]
+    assert [text[s["start"]:s["end"]] for s in sections] == [
+        "# One\nbody\n```\n# code\n```\n", "Two\n---\nmore\n\n", "## Three ##\nend"]
+    assert markdown_sections("no headings at all\n") == []
+
+
+def test_text_builder_offsets_point_at_their_blocks():
+    b = TextBuilder()
+    b.add("before any section")
+    b.section(page=1)
+    b.add("  first page  ")
+    b.section(page=2)
+    b.add("")  # an empty page
+    b.section(page=3)
+    b.add("third page")
+    text, sections = b.build()
+    assert text == "before any section\n\nfirst page\n\nthird page"
+    assert [(s["page"], text[s["start"]:s["end"]]) for s in sections] == [(1, "first page"), (3, "third page")]
+
+
+def test_tidy():
+    assert tidy("ﬁnal ﬂow\u00ad \n\n\n\nnext\x0cpage  ") == "final flow\n\nnext\npage"
+
+
+def test_binary_sniffing():
+    rng = random.Random(0)
+    assert binary_reason(bytes(rng.randrange(1, 256) for _ in range(2000))).startswith(
+        "binary content, not text (")  # no NUL byte at all: the control bytes give it away
+    assert binary_reason(b"abc\x00def") == "binary content, not text (NUL bytes)"
+    assert binary_reason("Curly “quotes” and café, tabs\tand\r\nlines\x0c".encode()) is None
+    assert binary_reason("Café Lumère".encode("cp1252")) is None
+
+
+def test_binary_txt_is_refused_not_decoded_as_latin1(tmp_path):
+    rng = random.Random(0)
+    (tmp_path / "fake.txt").write_bytes(bytes(rng.randrange(1, 256) for _ in range(2000)))
+    (tmp_path / "real.txt").write_text("A real note.")
+    docs = load_corpus([str(tmp_path)])
+    assert [d.text for d in docs] == ["A real note."]
+    with pytest.raises(InputError, match=r"fake.txt: binary content, not text \(\d+% control bytes\)"):
+        read_text(tmp_path / "fake.txt")
+
+
+def test_find_duplicates():
+    base = " ".join(f"word{i}" for i in range(200))
+    texts = [base, "  " + base.upper().replace(" ", "\n"), base.replace("word100", "changed"),
+             "something else entirely " * 20, "", ""]
+    hits = find_duplicates(texts)
+    assert hits[0] is None and hits[3] is None
+    assert hits[1] == (0, "exact", 1.0)  # case and layout do not matter
+    assert hits[2][:2] == (0, "near") and 0.9 < hits[2][2] < 1
+    assert hits[4] is None and hits[5] is None  # empty texts are not duplicates of each other
+    half = " ".join(f"word{i}" for i in range(100)) + " " + " ".join(f"other{i}" for i in range(100))
+    assert find_duplicates([base, half]) == [None, None]  # Jaccard ~0.3: related, not a duplicate
+
+
+def test_locate():
+    text = "Intro. " + "x" * 40
+    doc = Document("d", "t", text, meta={"sections": [
+        {"start": 7, "end": 20, "page": 1}, {"start": 22, "end": 30, "page": 2}, {"start": 32, "end": 47, "page": 3}]})
+    assert locate(doc, 0) == ""  # before the first section
+    assert locate(doc, 7) == "p. 1" and locate(doc, 19) == "p. 1"
+    assert locate(doc, 21) == "p. 1"  # the separator between pages belongs to the page before
+    assert locate(doc, 25) == "p. 2"
+    assert locate(doc, 10, 25) == "pp. 1-2" and locate(doc, 10, 45) == "pp. 1-3" and locate(doc, 23, 29) == "p. 2"
+    headed = Document("h", "t", text, meta={"sections": [{"start": 0, "end": 47, "heading": "Results"}]})
+    assert locate(headed, 30, 40) == "§ Results"
+    assert locate(Document("p", "t", text), 5) == ""
