@@ -36,6 +36,7 @@ def trim_to_sentence(text: str) -> str:
 
 _CAP_TOKEN = re.compile(r"[A-Za-z][\w’'-]*")
 _TITLE = re.compile(r"\b(Mr|Mrs|Ms|Dr|St|Prof|Capt|Col|Gen|Lt|Sgt|Rev|Jr|Sr)\.")
+TITLES = frozenset("mr mrs ms dr st prof capt col gen lt sgt rev jr sr".split())  # lower case, as in _TITLE
 _SENTENCE_SPLIT = re.compile(r"(?<=[.!?])[\"'”’)\]]*\s+|\n+|:\s+")
 # Capitalised words that are not names (the pronoun I and its contractions).
 _NOT_NAMES = {"i", "i'm", "i'd", "i'll", "i've", "i’m", "i’d", "i’ll", "i’ve"}
@@ -67,3 +68,125 @@ def name_candidates(text: str) -> list[str]:
         if run:
             spans.append(run)
     return [" ".join(t for t in span if t) for span in spans if any(span)]
+
+
+# ---------------------------------------------------------------------------------------------
+# Sentences with offsets, numbers and content words (the support checks in entigraph/facts)
+
+# A candidate sentence end: . ! or ? (and closing quotes/brackets) before whitespace.
+_END_CANDIDATE = re.compile(r"[.!?]+[\"'”’)\]]*(?=\s)")
+# A period after a title or an initial ends no sentence ("Dr. Vale", "J. Pell", "U.S. Army").
+_NO_END_BEFORE = re.compile(r"(?:\b(?:Mr|Mrs|Ms|Dr|St|Prof|Capt|Col|Gen|Lt|Sgt|Rev|Mt|No|vs|e\.g|i\.e)|\b[A-Z])\.$")
+
+
+_LIST_MARKER = re.compile(r"\s*(?:\d{1,3}[.)]|[-*•]+)")
+
+
+def sentence_spans(text: str) -> list[tuple[int, int]]:
+    """(start, end) character offsets of the sentences of `text`, whitespace trimmed.
+
+    A line break always ends a sentence; . ! ? end one when the next word does not start in lower
+    case ("Zaronix Ltd. employs" is one sentence, "... of Zaronix Ltd. Under his leadership" two)
+    and the period does not follow a title or an initial.
+    """
+    cuts = [0]
+    for m in _END_CANDIDATE.finditer(text):
+        nxt = text[m.end():m.end() + 80].lstrip()
+        if nxt[:1].islower() or (m.group()[0] == "." and _NO_END_BEFORE.search(text, 0, m.start() + 1)):
+            continue
+        if _LIST_MARKER.fullmatch(text, text.rfind("\n", 0, m.start()) + 1, m.end()):  # "1. First item"
+            continue
+        cuts.append(m.end())
+    cuts += [m.start() for m in re.finditer(r"\n", text)]
+    cuts = sorted(set(cuts)) + [len(text)]
+    spans = []
+    for a, b in zip(cuts, cuts[1:]):
+        chunk = text[a:b]
+        lead = len(chunk) - len(chunk.lstrip())
+        trail = len(chunk.rstrip())
+        if trail > lead:
+            spans.append((a + lead, a + trail))
+    return spans
+
+
+_OPENING_RUN = re.compile(r"[\"'“‘(]*([A-Z][\w’'-]*(?:\s+[A-Z][\w’'-]*)*)")
+
+
+def opening_name(sentence: str, lower_vocab: set[str] | None = None) -> str | None:
+    """The capitalised run that opens a sentence when it is likely a name: two or more words
+    ("Zorblax Venn founded"), or one word never written in lower case in `lower_vocab`
+    ("Tianjin, a city"; not "Under his leadership"). Never a run opened by a function word."""
+    m = _OPENING_RUN.match(sentence)
+    if not m:
+        return None
+    toks = words(m.group(1))
+    if not toks or toks[0] in FUNCTION_WORDS:
+        return None
+    if len(m.group(1).split()) >= 2 or (lower_vocab is not None and toks[0] not in lower_vocab):
+        return re.sub(r"['’]s$", "", m.group(1))
+    return None
+
+
+def drop_contained(names: list[str]) -> list[str]:
+    """Names without those whose words lie inside a longer one ("Gorsky" beside "Alex Gorsky"),
+    one per word sequence, in order."""
+    keys = {" ".join(words(n)): n for n in names if words(n)}
+    sets = {k: set(k.split()) for k in keys}
+    return [n for k, n in keys.items() if not any(o != k and sets[k] < sets[o] for o in sets)]
+
+
+def sentence_names(sentence: str, lower_vocab: set[str] | None = None) -> list[str]:
+    """``name_candidates`` plus the sentence's opening name (``opening_name``)."""
+    first = opening_name(sentence, lower_vocab)
+    return drop_contained(([first] if first else []) + name_candidates(sentence))
+
+
+def strip_list_marker(sentence: str) -> str:
+    """ "2. Growth in 2010." -> "Growth in 2010.": a list number states nothing."""
+    m = _LIST_MARKER.match(sentence)
+    return sentence[m.end():].lstrip() if m and sentence[m.end():m.end() + 1].isspace() else sentence
+
+
+def sentences(text: str) -> list[str]:
+    return [text[a:b] for a, b in sentence_spans(text)]
+
+
+_NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
+
+
+def numbers(text: str) -> list[str]:
+    """Numbers written in digits, thousands separators dropped ("6,000" -> "6000", "1990s" -> "1990")."""
+    return [re.sub(r",(?=\d{3}\b)", "", m.group()).rstrip(".,") for m in _NUMBER.finditer(text)]
+
+
+# Function words: they carry no fact, so support is measured on the other words.
+FUNCTION_WORDS = frozenset("""
+a about above across after again against all almost along already also although always am among an
+and another any anyone anything are around as at be became because become becomes been before being
+below beside besides between both but by can could did do does doing done down during each either
+else even ever every few for from further had has have having he her here hers herself him himself his
+how however i if in into is it its itself just least less many may me might mine more most much must
+my myself neither no nor not now of off often on once one only onto or other others otherwise our ours
+ourselves out over own per perhaps rather same several shall she should since so some such than that
+the their theirs them themselves then there therefore these they this those though through thus to
+together too toward towards under until up upon us very via was we well were what whatever when where
+whereas whether which while who whom whose why will with within without would yet you your yours
+yourself s t d ll m re ve
+despite unlike like following according amid amidst throughout beyond near inside outside regarding
+including except behind beneath furthermore moreover additionally meanwhile nevertheless nonetheless
+hence instead indeed
+""".split())
+
+
+STEM_CHARS = 6  # chosen on the tuning documents (docs/faithful.md)
+
+
+def stem(word: str) -> str:
+    """A crude stem, the first STEM_CHARS letters ("established", "establishment" -> "establ"):
+    paraphrases that change a word's ending still share it."""
+    return word[:STEM_CHARS]
+
+
+def content_words(text: str) -> list[str]:
+    """Stemmed words that are neither function words nor numbers, in order (repeats kept)."""
+    return [stem(w) for w in words(text) if len(w) > 1 and w not in FUNCTION_WORDS and not w.isdigit()]
