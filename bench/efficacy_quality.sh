@@ -22,7 +22,7 @@ stage() {  # stage STAGE NAME SETTING...
   local args=(); for s in "${COMMON[@]}" "$@"; do args+=(--set "$s"); done
   $E "$st" $C --set name="$name" "${args[@]}"
 }
-from_entigraph() {  # from_entigraph NAME: a run that starts from EntiGraph's extract/synth/filter folders
+from_entigraph() {  # from_entigraph NAME: a run that starts from EntiGraph's extract/synthesize/filter folders
   mkdir -p "runs/$1"
   for d in extract synth filter; do [ -e "runs/$1/$d" ] || cp -r "runs/qd-eg/$d" "runs/$1/$d"; done
 }

@@ -5,7 +5,7 @@
 #   bash bench/efficacy_runs.sh base raw rephrase entigraph budgets pairs noreplay egraw eglr document ungrounded
 #   .venv/bin/python bench/efficacy.py report                                   # tables, plot, JSON
 #
-# Runs that reuse EntiGraph's synthesis copy its extract/synth/filter folders (their completion
+# Runs that reuse EntiGraph's synthesis copy its extract/synthesize/filter folders (their completion
 # markers are fingerprints of the settings, so only the stages whose settings differ run again).
 # Two sections can run side by side on two cores: each job uses one thread (THREADS).
 set -euo pipefail

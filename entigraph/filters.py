@@ -1,6 +1,7 @@
 """Quality gates for synthetic passages: small steps, cheap to expensive, that say why they drop.
 
-Each filter has a ``name`` and ``run(passages, ctx) -> list[Flag | None]``: ``None`` keeps the
+Each filter takes its thresholds in its constructor (the filter stage builds them from the
+config) and has a ``name`` and ``run(passages, ctx) -> list[Flag | None]``: ``None`` keeps the
 passage, a ``Flag`` drops it with a reason that states the measured value and the threshold, and a
 ``Flag`` carrying ``text`` repairs it instead (the truncation filter trims a passage cut at the
 token limit back to its last full sentence). ``apply_filters`` drops each passage at the first filter
@@ -24,7 +25,7 @@ import numpy as np
 from tqdm import tqdm
 
 from .backends.base import Backend, Request
-from .config import FilterConfig, SamplingConfig
+from .config import SamplingConfig
 from .records import Document, Entity, Passage, SynthPassage
 from .text import ECHO_N, ends_sentence, name_candidates, ngram_hashes, trim_to_sentence, words
 
@@ -67,7 +68,8 @@ class EntityIndex:
 
 @dataclass
 class FilterContext:
-    cfg: FilterConfig
+    """What the filters compare passages against (data, not thresholds)."""
+
     source: dict[str, str]  # passage_id -> source passage text (the context given to the model)
     source_lengths: list[int]  # word counts of the source passages (length reference "source")
     vocab: set[str]  # lowercase corpus words: a name with a word outside it is invented
@@ -76,8 +78,8 @@ class FilterContext:
     judge: Backend | None = None
 
     @classmethod
-    def build(cls, cfg: FilterConfig, documents: list[Document], passages: list[Passage],
-              entities: list[Entity], judge: Backend | None = None) -> "FilterContext":
+    def build(cls, documents: list[Document], passages: list[Passage], entities: list[Entity],
+              judge: Backend | None = None) -> "FilterContext":
         vocab: set[str] = set()
         grams: set[int] = set()
         for doc in documents:
@@ -85,7 +87,7 @@ class FilterContext:
             vocab.update(toks)
             grams.update(ngram_hashes(toks, ECHO_N))
         return cls(
-            cfg=cfg, source={p.passage_id: p.text for p in passages},
+            source={p.passage_id: p.text for p in passages},
             source_lengths=[len(p.text.split()) for p in passages], vocab=vocab,
             corpus_grams=grams, entities=EntityIndex.build(entities), judge=judge,
         )
@@ -133,16 +135,19 @@ class Truncated(Filter):
 
     name = "truncated"
 
+    def __init__(self, min_words: int):
+        self.min_words = min_words
+
     def check(self, p, ctx):
         if p.finish_reason != "length" or ends_sentence(p.text):
             return None
         trimmed = trim_to_sentence(p.text)
         n = len(trimmed.split())
-        if n >= ctx.cfg.min_words:
+        if n >= self.min_words:
             return Flag(f"cut mid-sentence at the token limit; trimmed to the last full sentence "
                         f"({len(p.text.split())} -> {n} words)", text=trimmed)
         return Flag(f"cut mid-sentence at the token limit; {n} words before the last sentence end "
-                    f"(min_words {ctx.cfg.min_words})")
+                    f"(min_words {self.min_words})")
 
 
 def echo_share(text: str, prompt: str, corpus_grams: set[int]) -> float:
@@ -158,12 +163,28 @@ def echo_share(text: str, prompt: str, corpus_grams: set[int]) -> float:
 class Echo(Filter):
     name = "echo"
 
+    def __init__(self, threshold: float):
+        self.threshold = threshold
+
     def check(self, p, ctx):
         share = echo_share(p.text, p.prompt, ctx.corpus_grams)
-        if share > ctx.cfg.echo_threshold:
+        if share > self.threshold:
             return Flag(f"{share:.0%} of output 8-grams copied from the prompt's instructions "
-                        f"(echo_threshold {ctx.cfg.echo_threshold:.0%})")
+                        f"(echo_threshold {self.threshold:.0%})")
         return None
+
+
+def noise_found(text: str, terms: Iterable[str]) -> list[str]:
+    """The noise terms that occur in `text` (shared with SELF-GUIDE's example gates)."""
+    return [t for t in terms if t and t in text]
+
+
+def length_bounds(lengths: list[int], sigma: float, ddof: int = 0) -> tuple[float, float]:
+    """mean ± sigma·sd of a reference distribution of lengths. ddof=1 (sample sd) for a handful of
+    seed examples (SELF-GUIDE); ddof=0 for the many outputs of a synthesis run."""
+    mean = statistics.fmean(lengths)
+    sd = 0.0 if len(lengths) <= ddof else (statistics.stdev if ddof else statistics.pstdev)(lengths)
+    return mean - sigma * sd, mean + sigma * sd
 
 
 class Noise(Filter):
@@ -171,8 +192,11 @@ class Noise(Filter):
 
     name = "noise"
 
+    def __init__(self, terms: list[str]):
+        self.terms = list(terms)
+
     def check(self, p, ctx):
-        found = [t for t in ctx.cfg.noise_terms if t in p.text]
+        found = noise_found(p.text, self.terms)
         return Flag(f"contains noise term(s) {', '.join(map(repr, found))}") if found else None
 
 
@@ -186,24 +210,25 @@ class Length(Filter):
 
     name = "length"
 
+    def __init__(self, min_words: int, sigma: float, reference: str):
+        self.min_words, self.sigma, self.reference = min_words, sigma, reference
+
     def run(self, passages, ctx):
-        cfg = ctx.cfg
-        if cfg.length_reference == "source":
+        if self.reference == "source":
             ref = ctx.source_lengths
         else:
             ref = [len(p.text.split()) for p in passages if p.status == "ok" and p.text.strip()]
         lo = hi = None
         if len(ref) >= MIN_REFERENCE:
-            mean, sd = statistics.fmean(ref), statistics.pstdev(ref)
-            lo, hi = mean - cfg.length_sigma * sd, mean + cfg.length_sigma * sd
+            lo, hi = length_bounds(ref, self.sigma)
         flags: list[Flag | None] = []
         for p in passages:
             n = len(p.text.split())
-            if n < cfg.min_words:
-                flags.append(Flag(f"{n} words < min_words {cfg.min_words}"))
+            if n < self.min_words:
+                flags.append(Flag(f"{n} words < min_words {self.min_words}"))
             elif lo is not None and not lo <= n <= hi:
-                flags.append(Flag(f"{n} words outside mean ± {cfg.length_sigma:g}σ of the "
-                                  f"{cfg.length_reference} lengths [{lo:.0f}, {hi:.0f}]"))
+                flags.append(Flag(f"{n} words outside mean ± {self.sigma:g}σ of the "
+                                  f"{self.reference} lengths [{lo:.0f}, {hi:.0f}]"))
             else:
                 flags.append(None)
         return flags
@@ -244,19 +269,22 @@ class Repetition(Filter):
 
     name = "repetition"
 
+    def __init__(self, max_dup_line_ratio: float, max_top_ngram_share: list[float], max_dup_ngram_ratio: float):
+        self.max_dup_line_ratio, self.max_dup_ngram_ratio = max_dup_line_ratio, max_dup_ngram_ratio
+        self.max_top_ngram_share = list(max_top_ngram_share)  # for 2-, 3- and 4-grams
+
     def check(self, p, ctx):
-        cfg = ctx.cfg
         ratio = dup_line_ratio(p.text)
-        if ratio > cfg.max_dup_line_ratio:
-            return Flag(f"duplicate line ratio {ratio:.2f} > {cfg.max_dup_line_ratio}")
+        if ratio > self.max_dup_line_ratio:
+            return Flag(f"duplicate line ratio {ratio:.2f} > {self.max_dup_line_ratio}")
         toks, n_chars = words(p.text), len(p.text)
-        for n, limit in zip((2, 3, 4), cfg.max_top_ngram_share):
+        for n, limit in zip((2, 3, 4), self.max_top_ngram_share):
             share = top_ngram_share(toks, n, n_chars)
             if share > limit:
                 return Flag(f"top {n}-gram covers {share:.2f} of characters > {limit}")
         share = dup_ngram_share(toks, 4, n_chars)
-        if share > cfg.max_dup_ngram_ratio:
-            return Flag(f"duplicated 4-grams cover {share:.2f} of characters > {cfg.max_dup_ngram_ratio}")
+        if share > self.max_dup_ngram_ratio:
+            return Flag(f"duplicated 4-grams cover {share:.2f} of characters > {self.max_dup_ngram_ratio}")
         return None
 
 
@@ -276,9 +304,11 @@ class Grounding(Filter):
 
     name = "grounding"
 
+    def __init__(self, require_entities: bool, max_invented_rate: float):
+        self.require_entities, self.max_invented_rate = require_entities, max_invented_rate
+
     def check(self, p, ctx):
-        cfg = ctx.cfg
-        if cfg.require_entities and p.entities:
+        if self.require_entities and p.entities:
             grams = ctx.entities.grams(p.text)
             missing = [e for e in p.entities if not ctx.entities.mentioned(e, grams)]
             if missing and (p.mode in ("pair", "triple") or len(missing) == len(p.entities)):
@@ -286,10 +316,10 @@ class Grounding(Filter):
         candidates, invented = invented_names(p.text, ctx.vocab)
         if candidates:
             rate = len(invented) / len(candidates)
-            if rate > cfg.max_invented_rate:
+            if rate > self.max_invented_rate:
                 shown = ", ".join(sorted(set(invented))[:5])
                 return Flag(f"invented-name rate {rate:.2f} ({len(invented)}/{len(candidates)}: {shown}) "
-                            f"> max_invented_rate {cfg.max_invented_rate}")
+                            f"> max_invented_rate {self.max_invented_rate}")
         return None
 
 
@@ -359,13 +389,15 @@ class NearDup(Filter):
 
     name = "near_dup"
 
+    def __init__(self, threshold: float, num_perm: int):
+        self.threshold, self.num_perm = threshold, num_perm
+
     def run(self, passages, ctx):
-        cfg = ctx.cfg
-        hits = near_duplicates([p.text for p in passages], cfg.near_dup_threshold,
-                               cfg.near_dup_num_perm, progress=len(passages) > 2000)
+        hits = near_duplicates([p.text for p in passages], self.threshold, self.num_perm,
+                               progress=len(passages) > 2000)
         return [None if h is None else Flag(
             f"near-duplicate of {passages[h[0]].task_id} (5-gram Jaccard {h[1]:.2f} >= "
-            f"{cfg.near_dup_threshold})") for h in hits]
+            f"{self.threshold})") for h in hits]
 
 
 JUDGE_PROMPT = """Context:
@@ -391,8 +423,8 @@ class Judge(Filter):
     name = "judge"
     expensive = True
 
-    def __init__(self, batch_size: int = 16):
-        self.batch_size = batch_size
+    def __init__(self, threshold: int, batch_size: int):
+        self.threshold, self.batch_size = threshold, batch_size
         self.scores: dict[str, int | None] = {}
         self.unparseable: list[dict] = []
 
@@ -407,7 +439,7 @@ class Judge(Filter):
         for i in tqdm(range(0, len(requests), self.batch_size), desc="judge", leave=False):
             gens += ctx.judge.generate(requests[i:i + self.batch_size])
         flags: list[Flag | None] = []
-        threshold = ctx.cfg.judge_threshold
+        threshold = self.threshold
         for p, g in zip(passages, gens):
             score = None if g.error else parse_score(g.text)
             self.scores[p.task_id] = score
@@ -418,12 +450,6 @@ class Judge(Filter):
                 flags.append(Flag(f"judge score {score} < judge_threshold {threshold}")
                              if score < threshold else None)
         return flags
-
-
-def default_filters(cfg: FilterConfig, batch_size: int = 16) -> list[Filter]:
-    filters: list[Filter] = [Failed(), Empty(), Truncated(), Echo(), Noise(), Length(),
-                             Repetition(), Grounding(), NearDup()]
-    return filters + [Judge(batch_size)] if cfg.judge else filters
 
 
 # ---------------------------------------------------------------------------------------------

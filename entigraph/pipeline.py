@@ -8,35 +8,49 @@ rerun; interrupted stages resume from their own files (synthesis store, training
 from __future__ import annotations
 
 import hashlib
-import importlib
 import json
 import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 from typing import Callable
 
 import yaml
 
+from . import stages
 from .artifacts import STAGES, stage_dir
 from .config import RunConfig
 from .io import read_json, write_json
 
 
+def _uses_backend(cfg: RunConfig, stage: str) -> bool:
+    """Whether a stage calls the `backend:` model, so its settings belong in that stage's fingerprint."""
+    return {
+        "extract": cfg.entities.extractor in ("llm", "hybrid"),
+        "synthesize": True,
+        "filter": cfg.filter.judge,
+        "eval": cfg.eval.answer_mode == "generate",
+    }.get(stage, False)
+
+
 @dataclass(frozen=True)
 class Stage:
     name: str
-    module: str  # module with run(cfg) -> dict and optionally summary_lines(summary)
-    sections: tuple[str, ...]  # config sections whose change invalidates this stage
+    module: ModuleType  # run(cfg) -> dict, and optionally summary_lines(summary)
+    sections: tuple[str, ...]  # config sections whose change invalidates this stage (besides `backend`)
+
+    def inputs(self, cfg: RunConfig) -> tuple[str, ...]:
+        return self.sections + (("backend",) if _uses_backend(cfg, self.name) else ())
 
 
 PIPELINE = (
-    Stage("extract", "entigraph.extract", ("seed", "corpus", "entities", "models.spacy", "models.generator")),
-    Stage("synthesize", "entigraph.synthesis", ("synthesis", "models.generator")),
-    Stage("filter", "entigraph.filter_stage", ("filter", "models.embedder")),
-    Stage("train", "entigraph.training.trainer", ("train", "models.base")),
-    Stage("eval", "entigraph.eval.compare", ("eval", "models.base", "models.embedder")),
-    Stage("report", "entigraph.eval.report", ()),
+    Stage("extract", stages.extract, ("seed", "corpus", "entities", "models.spacy")),
+    Stage("synthesize", stages.synthesize, ("synthesis",)),
+    Stage("filter", stages.filter, ("filter", "models.embedder")),
+    Stage("train", stages.train, ("train", "models.base")),
+    Stage("eval", stages.eval, ("eval", "models.base", "models.embedder")),
+    Stage("report", stages.report, ()),
 )
 BY_NAME = {s.name: s for s in PIPELINE}
 assert tuple(BY_NAME) == STAGES
@@ -53,7 +67,7 @@ def fingerprint(cfg: RunConfig, stage: str) -> str:
     """Hash of this stage's settings chained with the fingerprint of the stage before it."""
     index = STAGES.index(stage)
     prev = fingerprint(cfg, STAGES[index - 1]) if index else ""
-    data = {s: _section(cfg, s) for s in BY_NAME[stage].sections}
+    data = {s: _section(cfg, s) for s in BY_NAME[stage].inputs(cfg)}
     blob = json.dumps([prev, data], sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
@@ -73,7 +87,7 @@ def is_complete(cfg: RunConfig, stage: str) -> bool:
 
 
 def stage_function(stage: str) -> tuple[Callable[[RunConfig], dict], Callable[[dict], list[str]] | None]:
-    module = importlib.import_module(BY_NAME[stage].module)
+    module = BY_NAME[stage].module
     return module.run, getattr(module, "summary_lines", None)
 
 

@@ -25,7 +25,7 @@ import random
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict
-from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -100,14 +100,11 @@ def copy_rate(token_lists: list[list[str]], corpus_grams: set[int], n: int = COP
     return sum(g in corpus_grams for g in grams) / len(grams) if grams else None
 
 
-def read_graph(path: Path | None, entities: list[Entity]) -> tuple[list[str], list[tuple[str, str]]]:
+def graph_ids(graph: Any, entities: list[Entity]) -> tuple[list[str], list[tuple[str, str]]]:
     """Graph nodes and edges as entity ids (nodes are matched by id, then by name). Without a
-    graph file every entity is a node and there are no edges."""
-    if path is None or not Path(path).is_file():
+    graph every entity is a node and there are no edges."""
+    if graph is None:
         return [e.entity_id for e in entities], []
-    import networkx as nx
-
-    graph = nx.read_graphml(path)
     ids = {e.entity_id for e in entities}
     by_name = {e.name.lower(): e.entity_id for e in entities}
 
@@ -145,9 +142,8 @@ def embedding_coverage(source: np.ndarray, synth: np.ndarray, threshold: float) 
     return {"embedding_coverage": float((best >= threshold).mean()), "mean_best_cosine": float(best.mean())}
 
 
-def metrics(passages: list[SynthPassage], ctx: FilterContext, copy_grams: set[int],
+def metrics(passages: list[SynthPassage], ctx: FilterContext, cfg: FilterConfig, copy_grams: set[int],
             graph: tuple[list[str], list[tuple[str, str]]], seed: int) -> dict:
-    cfg = ctx.cfg
     texts = [p.text for p in passages]
     toks = [words(t) for t in texts]
     dups = near_duplicates(texts, cfg.near_dup_threshold, cfg.near_dup_num_perm)
@@ -167,17 +163,17 @@ def metrics(passages: list[SynthPassage], ctx: FilterContext, copy_grams: set[in
     }
 
 
-def build_report(inputs: list[SynthPassage], outcome: Outcome, ctx: FilterContext, *,
+def build_report(inputs: list[SynthPassage], outcome: Outcome, ctx: FilterContext, cfg: FilterConfig, *,
                  documents: list[Document], source: list[Passage], entities: list[Entity],
-                 graph_path: Path | None = None, seed: int = 0, judge: Judge | None = None,
+                 graph: Any = None, seed: int = 0, judge: Judge | None = None,
                  embed: Embed | None = None) -> dict:
-    """The report JSON: counts per filter with examples, repairs, and metrics before/after."""
-    cfg: FilterConfig = ctx.cfg
+    """The report JSON: counts per filter with examples, repairs, and metrics before/after.
+    `graph` is the extract stage's networkx graph (None: every entity a node, no edges)."""
     before = [p for p in inputs if p.status == "ok" and p.text.strip()]
     copy_grams = corpus_ngrams(documents, COPY_N)
-    graph = read_graph(graph_path, entities)
+    nodes_edges = graph_ids(graph, entities)
     sets = {"before": before, "after": outcome.kept}
-    report_metrics = {k: metrics(v, ctx, copy_grams, graph, seed) for k, v in sets.items()}
+    report_metrics = {k: metrics(v, ctx, cfg, copy_grams, nodes_edges, seed) for k, v in sets.items()}
     if embed is not None:
         texts = sorted({p.text for p in before + outcome.kept} | {p.text for p in source})
         vecs = dict(zip(texts, embed(texts))) if texts else {}

@@ -12,26 +12,34 @@ results.json at runs/<name>/results.json.
 
 from __future__ import annotations
 
-import gc
 import time
 from collections import defaultdict
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
+from entigraph.retrieval import (
+    RECALL_KS,
+    Retriever,
+    chunk_documents,
+    count_words,
+    document_recall,
+    latency_summary,
+    token_counter,
+)
 from tqdm import tqdm
 
 from entigraph import artifacts
 from entigraph.config import RunConfig, SamplingConfig
+from entigraph.devices import pick_device
 from entigraph.errors import ConfigError
-from entigraph.io import write_json, write_jsonl
+from entigraph.io import write_json
 from entigraph.models import resolve_lm
 from entigraph.records import Document, Question
-from entigraph.retrieval import RECALL_KS, Retriever, chunk_documents, count_words, document_recall, latency_summary, token_counter
 
-from .scoring import MODES, LMScorer, exact_match, mc_messages, parse_answer, pick_device
+from .answers import exact_match
+from .scoring import MODES, LMScorer, mc_messages, parse_answer
 from .stats import bootstrap_ci, mcnemar_exact, paired_bootstrap, wilson_ci
-from .tasks import questions_for_run
 
 SETTINGS = ("closed", "rag", "oracle")
 # Pairs worth a test, in reading order: what continued pretraining changes, what retrieval
@@ -152,13 +160,13 @@ def score_loglik(cfg: RunConfig, label: str, path: str, conds: list[str], questi
 
 def score_generate(cfg: RunConfig, label: str, path: str, conds: list[str], questions: Sequence[Question],
                    rag: dict, docs: dict[str, Document]) -> list[dict]:
-    """Generative answering through the configured backend (synthesis.backend): greedy replies,
+    """Generative answering through the configured backend (backend.kind): greedy replies,
     parsed for "Answer: (X)"; questions without options are scored by exact match."""
-    from entigraph.backends import Request, get_backend
+    from entigraph.backends import Request, run_backend
 
     sampling = SamplingConfig(temperature=0.0, top_p=1.0, repetition_penalty=1.0,
                               max_new_tokens=512 if cfg.eval.chain_of_thought else 32)
-    backend = get_backend(cfg, path)
+    backend = run_backend(cfg, path)
     records = []
     try:
         for cond in conds:
@@ -175,14 +183,14 @@ def score_generate(cfg: RunConfig, label: str, path: str, conds: list[str], ques
                 requests.append(Request(messages, sampling, seed=cfg.seed))
                 retrieved.append(ids)
             gens = []
-            for i in tqdm(range(0, len(requests), cfg.synthesis.batch_size), desc=cond, unit="batch"):
-                gens += backend.generate(requests[i: i + cfg.synthesis.batch_size])
+            for i in tqdm(range(0, len(requests), cfg.backend.batch_size), desc=cond, unit="batch"):
+                gens += backend.generate(requests[i: i + cfg.backend.batch_size])
             for q, g, ids in zip(questions, gens, retrieved):
                 scored = {"reply": g.text, "seconds": g.seconds, "prompt_tokens": g.prompt_tokens}
                 if q.options:
                     scored["predicted"] = {m: parse_answer(g.text, q.options) for m in MODES}
                 else:
-                    scored["exact_match"] = exact_match(g.text.split("Answer:")[-1], q.answer_text)
+                    scored["exact_match"] = exact_match(g.text.split("Answer:")[-1], q.answer_text, prefix=True)
                 records.append(_record(cond, label, q, scored, cfg.eval.scoring, ids))
     finally:
         backend.close()
@@ -276,32 +284,3 @@ def table_lines(results: dict) -> list[str]:
         r = results["retrieval"]
         lines.append("document recall " + ", ".join(f"@{k} {100 * r[f'recall@{k}']:.0f}%" for k in RECALL_KS if f"recall@{k}" in r))
     return lines
-
-
-def summary_lines(summary: dict) -> list[str]:
-    return table_lines(summary)
-
-
-def run(cfg: RunConfig) -> dict:
-    start = time.perf_counter()
-    out = artifacts.stage_dir(cfg.out, "eval")
-    out.mkdir(parents=True, exist_ok=True)
-    documents = artifacts.documents(cfg.out)
-    questions, notes = questions_for_run(cfg, documents)
-    plan = plan_models(cfg)
-    rag, retrieval = {}, {}
-    if any(c.endswith("_rag") for _, _, conds in plan for c in conds):
-        rag, retrieval = retrieve_contexts(cfg, documents, questions, out)
-    docs = {d.doc_id: d for d in documents}
-    score = score_generate if cfg.eval.answer_mode == "generate" else score_loglik
-    records = []
-    for label, path, conds in plan:
-        records += score(cfg, label, path, conds, questions, rag, docs)
-        gc.collect()  # free this model before the next one loads
-    write_jsonl(out / "records.jsonl", records)
-    results = summarize(records, questions, documents, cfg)
-    results.update(retrieval=retrieval, notes=notes, seconds=round(time.perf_counter() - start, 2),
-                   models={label: path for label, path, _ in plan})
-    write_json(out / "results.json", results)
-    write_json(cfg.out / "results.json", results)
-    return {k: results[k] for k in ("questions", "scoring", "chance", "conditions", "paired", "retrieval", "seconds")}

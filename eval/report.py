@@ -288,7 +288,7 @@ def graph_section(out: Path) -> str:
 def synthesis_section(out: Path) -> str:
     summary = _read(artifacts.stage_dir(out, "synthesize") / "summary.json")
     if not isinstance(summary, dict):
-        return _section("Synthesis", _note("synth/summary.json is missing: run `entigraph synthesize`."), "synthesis")
+        return _section("Synthesis", _note("synthesize/summary.json is missing: run `entigraph synthesize`."), "synthesis")
     return _section("Synthesis", _kv_table(summary), "synthesis")
 
 
@@ -348,23 +348,3 @@ def render(cfg: RunConfig) -> str:
         f"<h1>entigraph run “{esc(cfg.name)}”</h1><p class=\"sub\">report written {esc(stamp)} from {esc(out)}</p>"
         + headline(results, cfg) + "".join(sections) + "</main></body></html>"
     )
-
-
-def run(cfg: RunConfig) -> dict:
-    page = render(cfg)
-    path = cfg.out / "report.html"
-    tmp = path.with_suffix(".html.tmp")
-    tmp.write_text(page, encoding="utf-8")
-    tmp.replace(path)
-    missing = [name for name, rel in (("eval", "eval/results.json"), ("extract", "extract/summary.json"),
-                                      ("synthesize", "synth/summary.json"), ("filter", "filter/report.json"),
-                                      ("train", "train/loss.png")) if not (cfg.out / rel).is_file()]
-    return {"path": str(path), "bytes": len(page.encode()), "missing": missing}
-
-
-def summary_lines(summary: dict) -> list[str]:
-    lines = [f"wrote {summary['path']} ({summary['bytes'] / 1024:.0f} KiB)"]
-    if summary.get("missing"):
-        lines.append("sections noted as missing: " + ", ".join(summary["missing"]))
-    return lines
-

@@ -22,35 +22,19 @@ Scoring modes, all recorded for every question (eval.scoring picks the headline 
 from __future__ import annotations
 
 import re
-import string
 import time
 from typing import Sequence
 
 import numpy as np
 import torch
 
+from entigraph.devices import pick_device, pick_dtype
 from entigraph.records import Question
+
+from .answers import exact_match, normalize_answer
 
 MODES = ("raw", "length_norm", "char_norm", "calibrated")
 UNCONDITIONAL_PREFIX = "Answer:"
-
-
-def pick_device(device: str = "auto") -> str:
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return device
-
-
-def pick_dtype(dtype: str, device: str) -> torch.dtype:
-    """auto: bf16 on a GPU that has it; fp32 on CPU, where scoring in bf16 measured ~3x slower
-    (SmolLM2-135M, 272-token prompts, one thread; bench/results/eval-scoring.json) and less exact."""
-    if dtype == "float32":
-        return torch.float32
-    if dtype == "bfloat16":
-        return torch.bfloat16
-    if device.startswith("cuda"):
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    return torch.float32
 
 
 def _crop_to(cache, length: int) -> None:
@@ -201,7 +185,7 @@ class LMScorer:
             target_lp = lps[q.answer] if q.options else lps[-1]
             rec["target_logprob"] = float(target_lp.mean())
             rec["greedy"] = self.tokenizer.decode(greedy, skip_special_tokens=True)
-            rec["exact_match"] = exact_match(rec["greedy"], q.answer_text)
+            rec["exact_match"] = exact_match(rec["greedy"], q.answer_text, prefix=True)
         rec["seconds"] = time.perf_counter() - start
         return rec
 
@@ -209,19 +193,6 @@ class LMScorer:
         del self.model
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
-
-
-def normalize_answer(text: str) -> str:
-    """SQuAD-style: lower case, no punctuation, no articles, single spaces."""
-    text = text.lower().translate(str.maketrans("", "", string.punctuation + "‘’“”"))
-    text = re.sub(r"\b(a|an|the)\b", " ", text)
-    return " ".join(text.split())
-
-
-def exact_match(generated: str, target: str) -> bool:
-    """The normalised greedy continuation starts with the normalised target (it may go on)."""
-    gold = normalize_answer(target)
-    return bool(gold) and (normalize_answer(generated) + " ").startswith(gold + " ")
 
 
 # --- generative answering through any backend ------------------------------------------------

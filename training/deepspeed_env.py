@@ -16,6 +16,7 @@ from typing import Iterator
 
 import torch
 
+from entigraph.devices import pick_device
 from entigraph.errors import ConfigError
 from entigraph.models import cache_root
 
@@ -33,9 +34,7 @@ def world_size() -> int:
 
 
 def use_cuda(device: str) -> bool:
-    if device == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("device: 'cuda' but torch sees no GPU")
-    return device != "cpu" and torch.cuda.is_available()
+    return pick_device(device) == "cuda"
 
 
 def cpu_has_bf16() -> bool:

@@ -310,28 +310,3 @@ def _model_loader(model_path: str, cuda: bool):
         return AutoModelForCausalLM.from_pretrained(model_path, dtype=dtype).to(device)
 
     return load
-
-
-def run(cfg: RunConfig) -> dict:
-    return train(cfg)[1]
-
-
-def summary_lines(summary: dict) -> list[str]:
-    if not summary:
-        return []
-    src = ", ".join(f"{k} {v:,}" for k, v in summary["tokens_by_source"].items())
-    val = f"{summary['val_loss']:.3f}" if summary.get("val_loss") is not None else "n/a"
-    before = f" (before training {summary['val_loss_before']:.3f})" if summary.get("val_loss_before") else ""
-    ds = Path(summary["deepspeed"]).stem if summary.get("deepspeed") else "off"
-    tps = f"{summary['tokens_per_s']:.0f} tokens/s" if summary.get("tokens_per_s") else "no steps run"
-    lines = [
-        f"{summary['steps']} steps, {summary['epochs']:g} epochs, blocks of {summary['block_size']}: {src} tokens",
-        f"loss: train {summary['train_loss']:.3f}, validation {val}{before}" if summary.get("train_loss") is not None
-        else f"validation loss {val}",
-        f"{tps}, peak RSS {summary['peak_rss_mb'] / 1024:.1f} GiB, DeepSpeed {ds}, "
-        f"bf16 {'on' if summary['bf16'] else 'off'}, {summary['threads']} thread(s)",
-    ]
-    if summary.get("resumed_from_step"):
-        lines.append(f"resumed from the checkpoint at step {summary['resumed_from_step']}")
-    lines.append(f"model: {summary['model']}")
-    return lines

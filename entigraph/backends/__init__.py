@@ -2,31 +2,37 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..errors import ConfigError
 from .base import Backend, Generation, Request
 
 if TYPE_CHECKING:
-    from ..config import RunConfig
+    from ..config import BackendConfig, RunConfig
 
-__all__ = ["Backend", "Generation", "Request", "get_backend"]
+__all__ = ["Backend", "Generation", "Request", "get_backend", "run_backend"]
 
 
-def get_backend(cfg: "RunConfig", model: str | None = None) -> Backend:
-    """Build the configured backend for `model` (default: models.generator)."""
-    name = cfg.synthesis.backend
-    model = model or cfg.models.generator
-    if name == "hf":
+def get_backend(settings: "BackendConfig", model: str | None = None, *, device: str = "auto", seed: int = 0,
+                cache_dir: str | None = None, work_dir: Path | None = None) -> Backend:
+    """The backend `settings.kind` for `model` (default: settings.model). `work_dir` holds engine
+    caches (vLLM's compile cache); `cache_dir` the converted embedded models."""
+    model = model or settings.model
+    if settings.kind == "hf":
         from .hf import HFBackend
 
-        return HFBackend.from_config(cfg, model)
-    if name == "vllm":
+        return HFBackend.from_config(settings, model, device=device, cache_dir=cache_dir)
+    if settings.kind == "vllm":
         from .vllm import VLLMBackend
 
-        return VLLMBackend.from_config(cfg, model)
-    if name == "openai":
-        from .openai import OpenAIBackend
+        return VLLMBackend.from_config(settings, model, device=device, seed=seed, cache_dir=cache_dir,
+                                       work_dir=work_dir or Path("."))
+    from .openai import OpenAIBackend
 
-        return OpenAIBackend.from_config(cfg, model)
-    raise ConfigError(f"synthesis.backend: unknown backend {name!r}")
+    return OpenAIBackend.from_config(settings, model)
+
+
+def run_backend(cfg: "RunConfig", model: str | None = None) -> Backend:
+    """The run's backend (`backend:` section), its engine caches under the run folder."""
+    return get_backend(cfg.backend, model, device=cfg.device, seed=cfg.seed, cache_dir=cfg.models.cache_dir,
+                       work_dir=cfg.out)

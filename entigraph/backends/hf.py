@@ -15,30 +15,15 @@ import logging
 import time
 from typing import TYPE_CHECKING
 
+from ..devices import pick_device, pick_dtype
 from ..errors import ConfigError
 from ..models import resolve_lm
 from .base import Generation, Request, count_tokens, render_chat
 
 if TYPE_CHECKING:
-    from ..config import RunConfig, SamplingConfig
+    from ..config import BackendConfig, SamplingConfig
 
 log = logging.getLogger(__name__)
-
-
-def pick_dtype(dtype: str, device: str):
-    import torch
-
-    if dtype != "auto":
-        try:
-            return getattr(torch, dtype)
-        except AttributeError:
-            raise ConfigError(f"synthesis.dtype: unknown dtype {dtype!r}") from None
-    if device.startswith("cuda"):
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    # CPU: fp32. Measured on the 2-core avx512_bf16 machine (SmolLM2-135M, batch 16, 64 new tokens):
-    # bf16 generate ran at 0.46x the fp32 speed; the faster bf16 matmuls do not survive the small
-    # decode-step matmuls and bf16 attention. Set synthesis.dtype to override.
-    return torch.float32
 
 
 def batch_seed(seeds: list[int | None]) -> int:
@@ -51,11 +36,9 @@ class HFBackend:
 
     def __init__(self, model: str, *, device: str = "auto", dtype: str = "auto", batch_size: int = 16,
                  label: str | None = None) -> None:
-        import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
-        if device == "auto":
-            device = "cuda" if torch.cuda.is_available() else "cpu"
+        device = pick_device(device)
         self.device, self.batch_size = device, batch_size
         self.model = label or model
         self.dtype = pick_dtype(dtype, device)
@@ -73,9 +56,9 @@ class HFBackend:
         self.chat = bool(getattr(self.tokenizer, "chat_template", None))
 
     @classmethod
-    def from_config(cls, cfg: "RunConfig", model: str) -> "HFBackend":
-        return cls(resolve_lm(model, cfg.models.cache_dir), device=cfg.device, dtype=cfg.synthesis.dtype,
-                   batch_size=cfg.synthesis.batch_size, label=model)
+    def from_config(cls, b: "BackendConfig", model: str, device: str = "auto",
+                    cache_dir: str | None = None) -> "HFBackend":
+        return cls(resolve_lm(model, cache_dir), device=device, dtype=b.dtype, batch_size=b.batch_size, label=model)
 
     def render(self, messages: list[dict[str, str]]) -> str:
         return render_chat(self.tokenizer, messages)

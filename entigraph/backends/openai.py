@@ -1,12 +1,12 @@
 """OpenAI-compatible backend: any server speaking ``POST {base_url}/chat/completions``
 (vLLM's server, llama.cpp's, TGI, SGLang, a hosted API).
 
-Requests run on a bounded thread pool (``synthesis.openai.concurrency``). Timeouts, connection
+Requests run on a bounded thread pool (``backend.openai.concurrency``). Timeouts, connection
 errors, 429 and 5xx answers and malformed bodies are retried with exponential backoff and jitter,
 honouring ``Retry-After``; other 4xx answers (a bad request, a wrong key) fail at once. A request
 that still fails comes back as ``finish_reason="error"`` with its reason: the run records it and
 goes on. The API key is read from the environment variable named by
-``synthesis.openai.api_key_env``, sent only in the Authorization header, and scrubbed from every
+``backend.openai.api_key_env``, sent only in the Authorization header, and scrubbed from every
 error message, so it reaches neither the store nor a log.
 """
 
@@ -26,7 +26,7 @@ from ..errors import ConfigError
 from .base import Generation, Request
 
 if TYPE_CHECKING:
-    from ..config import RunConfig
+    from ..config import BackendConfig
 
 log = logging.getLogger(__name__)
 MAX_WAIT_S = 120.0  # cap on one backoff or Retry-After wait
@@ -61,7 +61,7 @@ class OpenAIBackend:
                  timeout_s: float = 120.0, max_retries: int = 5, backoff_s: float = 1.0,
                  seed_jitter: int | None = None) -> None:
         if not model:
-            raise ConfigError("synthesis.openai.model: name the model the server serves")
+            raise ConfigError("backend.openai.model: name the model the server serves")
         self.model, self.max_retries, self.backoff_s = model, max_retries, backoff_s
         self._key = api_key or ""
         self._rng = random.Random(seed_jitter)
@@ -73,8 +73,8 @@ class OpenAIBackend:
         self.pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="openai")
 
     @classmethod
-    def from_config(cls, cfg: "RunConfig", model: str) -> "OpenAIBackend":
-        o = cfg.synthesis.openai
+    def from_config(cls, b: "BackendConfig", model: str) -> "OpenAIBackend":
+        o = b.openai
         return cls(o.base_url, o.model or model, api_key=os.environ.get(o.api_key_env), concurrency=o.concurrency,
                    timeout_s=o.timeout_s, max_retries=o.max_retries, backoff_s=o.backoff_s)
 

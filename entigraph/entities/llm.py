@@ -180,11 +180,11 @@ def llm_candidates(docs: list[Document], passages: list[Passage], cfg: "RunConfi
         by_doc[p.doc_id].append(p)
     work = [(d, span) for d in docs
             for span in llm_chunks(by_doc[d.doc_id], cfg.entities.llm_chunk_tokens, backend.count_tokens)]
-    sampling = dataclasses.replace(cfg.synthesis.sampling, max_new_tokens=cfg.entities.llm_max_new_tokens)
+    sampling = dataclasses.replace(cfg.backend.sampling, max_new_tokens=cfg.entities.llm_max_new_tokens)
     parsed: dict[int, list[tuple[str, str]]] = {}
     errors: dict[int, str] = {}
     pending = list(range(len(work)))
-    bs = max(1, cfg.synthesis.batch_size)
+    bs = max(1, cfg.backend.batch_size)
     for attempt in range(1 + max(0, cfg.entities.llm_retries)):
         if not pending:
             break

@@ -13,9 +13,9 @@ from pathlib import Path
 from tqdm import tqdm
 
 from ..backends.base import Backend, Request
-from .config import AnnotationConfig
-from .metrics import map_label, normalize
-from .store import append_log, read_log, stable_seed
+from .settings import AnnotationConfig
+from .metrics import map_label, normalize_answer
+from .log import append_log, read_log, stable_seed
 from .tasks import Task, clean_output, solve_messages
 
 
@@ -28,10 +28,10 @@ def vote(samples: list[str], task: Task, min_votes: int) -> tuple[str | None, st
             return None, "unmappable_label", 0
         forms = {k: k for k in keys}
     else:
-        cleaned = [s for s in samples if normalize(s)]
+        cleaned = [s for s in samples if normalize_answer(s)]
         if not cleaned:
             return None, "empty_output", 0
-        keys = [normalize(s) for s in cleaned]
+        keys = [normalize_answer(s) for s in cleaned]
         forms = {}
         for k, s in zip(keys, cleaned):
             forms.setdefault(k, s)  # the first sample with the winning text, unnormalised

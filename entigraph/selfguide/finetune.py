@@ -15,16 +15,10 @@ from typing import Callable
 import torch
 from tqdm import tqdm
 
-from .config import FinetuneConfig
+from .settings import FinetuneConfig
 from .tasks import Task, solve_messages
 
 IGNORE = -100
-
-
-def pick_device(device: str) -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
 
 
 def prompt_text(tokenizer, task: Task, text: str, shots: int | None) -> str:

@@ -16,9 +16,9 @@ from pathlib import Path
 from tqdm import tqdm
 
 from ..backends.base import Backend, Request
-from .config import GenerationConfig
-from .filters import InputFilter
-from .store import append_log, read_log, stable_seed
+from .settings import GenerationConfig
+from .gates import InputFilter
+from .log import append_log, read_log, stable_seed
 from .tasks import Task
 
 _LEADING_LABEL = re.compile(r"^\s*(?:new\s+)?input\s*:\s*", re.IGNORECASE)

@@ -161,12 +161,12 @@ def test_retry_after_parses_seconds_and_dates():
 def test_synthesis_through_a_faulty_server(server, tmp_path, monkeypatch, caplog):
     """Every passage is produced or recorded as failed with its reason; a rerun retries the failed
     ones without duplicating; the key reaches neither the store nor the logs."""
-    from entigraph import synthesis
-    from entigraph.store import Store
+    from entigraph.stages import synthesize as synthesis
+    from entigraph.synthesis.store import Store
 
     monkeypatch.setenv("ENTIGRAPH_TEST_KEY", KEY)
     cfg = tiny_config(tmp_path, "tiny", backend="openai", max_passages=16)
-    o = cfg.synthesis.openai
+    o = cfg.backend.openai
     o.base_url, o.api_key_env, o.timeout_s, o.max_retries, o.backoff_s = server.url, "ENTIGRAPH_TEST_KEY", 1.0, 1, 0.01
     tmpl = tmp_path / "templates"
     tmpl.mkdir()
@@ -178,7 +178,7 @@ def test_synthesis_through_a_faulty_server(server, tmp_path, monkeypatch, caplog
     with caplog.at_level(logging.WARNING):
         first = synthesis.run(cfg, progress=False)
         second = synthesis.run(cfg, progress=False)
-    with Store(cfg.out / "synth" / "store.sqlite") as store:
+    with Store(cfg.out / "synthesize" / "store.sqlite") as store:
         rows = list(store.passages(None))
     assert len(rows) == len({r.task_id for r in rows}) == 16
     for r in rows:
@@ -191,6 +191,6 @@ def test_synthesis_through_a_faulty_server(server, tmp_path, monkeypatch, caplog
     assert first["failed"] > pairs  # the triples timed out twice (1 + max_retries) in the first run
     assert second["resumed"] == first["passages"] and second["failed"] == pairs
     assert KEY not in caplog.text
-    for path in (cfg.out / "synth").rglob("*"):
+    for path in (cfg.out / "synthesize").rglob("*"):
         if path.is_file():
             assert KEY.encode() not in path.read_bytes(), path

@@ -8,7 +8,7 @@ from entigraph.cli import main
 
 @pytest.mark.parametrize("args,message", [
     (["run", "missing.yaml"], "config file not found: missing.yaml"),
-    (["run", "configs/demo.yaml", "--set", "synthesis.backend=gpt9"], "synthesis.backend"),
+    (["run", "configs/demo.yaml", "--set", "backend.kind=gpt9"], "backend.kind"),
     (["extract", "configs/demo.yaml", "--set", "corpus.paths=[nowhere.txt]"], "corpus file not found: nowhere.txt"),
 ])
 def test_user_errors_are_one_line_without_traceback(args, message, capsys, tmp_path):

@@ -11,10 +11,10 @@ def write(tmp_path, text):
 
 
 def test_defaults_and_nested_values(tmp_path):
-    cfg = load_config(write(tmp_path, "name: x\nsynthesis:\n  sampling:\n    temperature: 0.5\n"))
+    cfg = load_config(write(tmp_path, "name: x\nbackend:\n  sampling:\n    temperature: 0.5\n"))
     assert cfg.name == "x"
-    assert cfg.synthesis.sampling.temperature == 0.5
-    assert cfg.synthesis.sampling.top_p == 0.9  # untouched default
+    assert cfg.backend.sampling.temperature == 0.5
+    assert cfg.backend.sampling.top_p == 0.9  # untouched default
     assert cfg.out.as_posix() == "runs/x"
 
 
@@ -32,8 +32,8 @@ def test_overrides_are_typed(tmp_path):
 
 @pytest.mark.parametrize("text,overrides,message", [
     ("synthesis:\n  tempreature: 1\n", [], "did you mean"),
-    ("name: x\n", ["synthesis.batch_size=many"], "synthesis.batch_size: expected an integer"),
-    ("name: x\n", ["synthesis.backend=gpt"], "synthesis.backend"),
+    ("name: x\n", ["backend.batch_size=many"], "backend.batch_size: expected an integer"),
+    ("name: x\n", ["backend.kind=gpt"], "backend.kind"),
     ("name: x\n", ["train.replay.fraction=1.5"], "train.replay.fraction"),
     ("- a list\n", [], "top level must be a mapping"),
     ("name: [unclosed\n", [], "not valid YAML"),
@@ -55,7 +55,7 @@ def test_shipped_configs_are_valid():
 
     configs = sorted(Path(__file__).parents[2].joinpath("configs").glob("*.yaml"))
     assert configs, "configs/*.yaml missing"
-    from entigraph.selfguide.config import load_config as load_selfguide
+    from entigraph.selfguide.settings import load_config as load_selfguide
 
     for path in configs:
         if path.name.startswith("selfguide"):

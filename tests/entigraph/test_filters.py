@@ -6,9 +6,10 @@ from entigraph.backends.base import Generation
 from entigraph.config import FilterConfig
 from entigraph.filters import (
     Echo, Empty, Failed, FilterContext, Grounding, Judge, Length, NearDup, Noise, Repetition,
-    Truncated, apply_filters, default_filters, dup_line_ratio, dup_ngram_share, top_ngram_share,
+    Truncated, apply_filters, dup_line_ratio, dup_ngram_share, top_ngram_share,
 )
 from entigraph.records import Document, Entity, Passage, SynthPassage
+from entigraph.stages.filter import build_filters
 from entigraph.text import name_candidates, words
 
 SOURCE = (
@@ -41,7 +42,6 @@ def sp(text=GOOD, seq=0, **kw):
 
 @pytest.fixture
 def ctx():
-    cfg = FilterConfig(min_words=10)
     doc = Document("d1", "The Quarrow Tide Station", SOURCE)
     passage = Passage("d1:p0", "d1", 0, 0, len(SOURCE), SOURCE)
     entities = [
@@ -49,7 +49,7 @@ def ctx():
         Entity("jonas-pell", "Jonas Pell", "PERSON", aliases=["Pell"]),
         Entity("brask-house", "Brask House", "FAC"),
     ]
-    return FilterContext.build(cfg, [doc], [passage], entities)
+    return FilterContext.build([doc], [passage], entities)
 
 
 def flag(f, p, ctx):
@@ -66,37 +66,36 @@ def test_failed_and_empty(ctx):
 
 def test_truncated_is_trimmed_to_last_sentence_when_long_enough(ctx):
     cut = GOOD + " Later the Harbour Board paid for a second gauge, which"
-    f = flag(Truncated(), sp(cut, finish_reason="length"), ctx)
+    f = flag(Truncated(min_words=10), sp(cut, finish_reason="length"), ctx)
     assert f.text == GOOD and "trimmed" in f.reason
 
 
 def test_truncated_too_short_is_dropped_and_complete_passes(ctx):
     short = "Marit Ellery kept the station. Then Jonas Pell rowed the boat Patience across the sound to"
-    f = flag(Truncated(), sp(short, finish_reason="length"), ctx)
+    f = flag(Truncated(min_words=10), sp(short, finish_reason="length"), ctx)
     assert f.text is None and "min_words 10" in f.reason
-    assert flag(Truncated(), sp(GOOD, finish_reason="length"), ctx) is None  # stopped at a sentence end
-    assert flag(Truncated(), sp(GOOD + ' She said "go."', finish_reason="length"), ctx) is None
-    assert flag(Truncated(), sp(short, finish_reason="stop"), ctx) is None  # not cut at the limit
+    assert flag(Truncated(min_words=10), sp(GOOD, finish_reason="length"), ctx) is None  # stopped at a sentence end
+    assert flag(Truncated(min_words=10), sp(GOOD + ' She said "go."', finish_reason="length"), ctx) is None
+    assert flag(Truncated(min_words=10), sp(short, finish_reason="stop"), ctx) is None  # not cut at the limit
 
 
 def test_echo_flags_copied_instructions_but_not_copied_source(ctx):
     echo = ("Write about Marit Ellery and Jonas Pell using only the text above. First, say what the "
             "text tells about Marit Ellery. Next, say what the text tells about Jonas Pell.")
-    f = flag(Echo(), sp(echo), ctx)
+    f = flag(Echo(threshold=0.9), sp(echo), ctx)
     assert f is not None and "echo_threshold 90%" in f.reason
-    assert flag(Echo(), sp(SOURCE), ctx) is None  # quoting the source context is copying, not echo
-    assert flag(Echo(), sp(GOOD), ctx) is None
-    assert flag(Echo(), sp(echo, prompt=""), ctx) is None
+    assert flag(Echo(threshold=0.9), sp(SOURCE), ctx) is None  # quoting the source context is copying, not echo
+    assert flag(Echo(threshold=0.9), sp(GOOD), ctx) is None
+    assert flag(Echo(threshold=0.9), sp(echo, prompt=""), ctx) is None
 
 
 def test_noise_terms(ctx):
-    f = flag(Noise(), sp("Sure, I'd be happy to help! " + GOOD), ctx)
+    f = flag(Noise(FilterConfig().noise_terms), sp("Sure, I'd be happy to help! " + GOOD), ctx)
     assert "'Sure,'" in f.reason and "I'd be happy to" in f.reason
-    assert flag(Noise(), sp(GOOD + " <|im_end|>"), ctx) is not None
-    assert flag(Noise(), sp(GOOD + " a \\\\ b"), ctx) is not None
-    assert flag(Noise(), sp(GOOD), ctx) is None
-    ctx.cfg.noise_terms = ["gauge hut"]
-    assert flag(Noise(), sp(GOOD), ctx) is not None
+    assert flag(Noise(FilterConfig().noise_terms), sp(GOOD + " <|im_end|>"), ctx) is not None
+    assert flag(Noise(FilterConfig().noise_terms), sp(GOOD + " a \\\\ b"), ctx) is not None
+    assert flag(Noise(FilterConfig().noise_terms), sp(GOOD), ctx) is None
+    assert flag(Noise(["gauge hut"]), sp(GOOD), ctx) is not None
 
 
 def test_length_outliers_both_sides_against_accepted(ctx):
@@ -104,7 +103,7 @@ def test_length_outliers_both_sides_against_accepted(ctx):
         return sp(" ".join(["station"] * n), seq=seq)
 
     ps = [of(44 + i % 3, i) for i in range(20)] + [of(90, 20), of(5, 21), of(14, 22)]
-    flags = Length().run(ps, ctx)  # accepted lengths: mean 44, sd 14.1 -> [16, 72]
+    flags = Length(min_words=10, sigma=2.0, reference="accepted").run(ps, ctx)  # accepted lengths: mean 44, sd 14.1 -> [16, 72]
     assert all(f is None for f in flags[:20])
     assert flags[20].reason == "90 words outside mean ± 2σ of the accepted lengths [16, 72]"
     assert flags[21].reason == "5 words < min_words 10"
@@ -113,8 +112,7 @@ def test_length_outliers_both_sides_against_accepted(ctx):
 
 def test_length_source_reference(ctx):
     ctx.source_lengths = [100, 110, 90, 105, 95]
-    flags = Length().run([sp(" ".join(["w"] * n)) for n in (100, 60, 140)], FilterContext(
-        **{**ctx.__dict__, "cfg": FilterConfig(min_words=10, length_reference="source")}))
+    flags = Length(min_words=10, sigma=2.0, reference="source").run([sp(" ".join(["w"] * n)) for n in (100, 60, 140)], ctx)
     assert flags[0] is None and "source lengths [86, 114]" in flags[1].reason and flags[2] is not None
 
 
@@ -129,13 +127,13 @@ def test_gopher_measures():
 
 def test_repetition_flags_loops_and_repeated_lines(ctx):
     loop = GOOD + " " + "The station was important to the island. " * 6
-    assert flag(Repetition(), sp(loop), ctx).reason == "top 4-gram covers 0.28 of characters > 0.16"
-    twice = flag(Repetition(), sp(GOOD + " " + GOOD), ctx).reason  # no n-gram more than twice
+    assert flag(Repetition(0.3, [0.20, 0.18, 0.16], 0.3), sp(loop), ctx).reason == "top 4-gram covers 0.28 of characters > 0.16"
+    twice = flag(Repetition(0.3, [0.20, 0.18, 0.16], 0.3), sp(GOOD + " " + GOOD), ctx).reason  # no n-gram more than twice
     assert twice.startswith("duplicated 4-grams cover 0.4") and twice.endswith("> 0.3")
     lines = "\n".join(["Marit Ellery kept the station."] * 3 + ["Jonas Pell rowed the boat Patience."])
-    assert "duplicate line ratio 0.50" in flag(Repetition(), sp(lines), ctx).reason
-    assert flag(Repetition(), sp(GOOD), ctx) is None
-    assert flag(Repetition(), sp(SOURCE), ctx) is None
+    assert "duplicate line ratio 0.50" in flag(Repetition(0.3, [0.20, 0.18, 0.16], 0.3), sp(lines), ctx).reason
+    assert flag(Repetition(0.3, [0.20, 0.18, 0.16], 0.3), sp(GOOD), ctx) is None
+    assert flag(Repetition(0.3, [0.20, 0.18, 0.16], 0.3), sp(SOURCE), ctx) is None
 
 
 def test_name_candidates_skip_sentence_starts():
@@ -146,19 +144,18 @@ def test_name_candidates_skip_sentence_starts():
 def test_grounding_passes_aliases_and_quotes_and_flags_missing_or_invented(ctx):
     by_alias = ("Ellery kept the tide station for thirty-one years, and Pell rowed the boat "
                 "Patience to Saltmere in the storm of 1963 to fetch a wire.")
-    assert flag(Grounding(), sp(by_alias), ctx) is None
-    assert flag(Grounding(), sp(SOURCE), ctx) is None  # quoting the source legitimately
+    assert flag(Grounding(require_entities=True, max_invented_rate=0.5), sp(by_alias), ctx) is None
+    assert flag(Grounding(require_entities=True, max_invented_rate=0.5), sp(SOURCE), ctx) is None  # quoting the source legitimately
     missing = "Marit Ellery kept the tide station on Quarrow for many years and wrote the tides."
-    assert "not mentioned: Jonas Pell" in flag(Grounding(), sp(missing), ctx).reason
-    assert flag(Grounding(), sp(missing, entities=[]), ctx) is None
-    assert flag(Grounding(), sp(missing, mode="summary"), ctx) is None  # one of a summary's entities
-    assert flag(Grounding(), sp(missing, mode="summary", entities=["Jonas Pell"]), ctx) is not None
+    assert "not mentioned: Jonas Pell" in flag(Grounding(require_entities=True, max_invented_rate=0.5), sp(missing), ctx).reason
+    assert flag(Grounding(require_entities=True, max_invented_rate=0.5), sp(missing, entities=[]), ctx) is None
+    assert flag(Grounding(require_entities=True, max_invented_rate=0.5), sp(missing, mode="summary"), ctx) is None  # one of a summary's entities
+    assert flag(Grounding(require_entities=True, max_invented_rate=0.5), sp(missing, mode="summary", entities=["Jonas Pell"]), ctx) is not None
     invented = ("Marit Ellery and Jonas Pell met Captain Horatio Blackwood and Lady Penelope Ashgrove "
                 "at the Grand Lighthouse Company in Edinburgh.")
-    f = flag(Grounding(), sp(invented), ctx)
+    f = flag(Grounding(require_entities=True, max_invented_rate=0.5), sp(invented), ctx)
     assert "invented-name rate" in f.reason and "Edinburgh" in f.reason
-    ctx.cfg.require_entities = False
-    assert flag(Grounding(), sp(missing), ctx) is None
+    assert flag(Grounding(require_entities=False, max_invented_rate=0.5), sp(missing), ctx) is None
 
 
 def test_near_duplicates_keep_first_in_seq_order(ctx):
@@ -166,11 +163,11 @@ def test_near_duplicates_keep_first_in_seq_order(ctx):
     variant = base.replace("word75", "changed")
     other = " ".join(f"other{i}" for i in range(150))
     ps = [sp(variant, seq=2), sp(base, seq=1), sp(other, seq=3)]
-    out = apply_filters(ps, [NearDup()], ctx)
+    out = apply_filters(ps, [NearDup(threshold=0.8, num_perm=128)], ctx)
     assert [p.task_id for p in out.kept] == ["t1", "t3"]
     (p, name, reason), = out.dropped
     assert p.task_id == "t2" and name == "near_dup" and "near-duplicate of t1" in reason
-    assert NearDup().run([sp(base), sp(other)], ctx) == [None, None]
+    assert NearDup(threshold=0.8, num_perm=128).run([sp(base), sp(other)], ctx) == [None, None]
 
 
 def test_near_duplicate_threshold_is_exact(ctx):
@@ -180,7 +177,7 @@ def test_near_duplicate_threshold_is_exact(ctx):
         spots = [20, 50, 80, 110][:k]
         return " ".join(f"new{i}" if i in spots else w for i, w in enumerate(base))
 
-    flags = NearDup().run([sp(" ".join(base), seq=0), sp(edited(3), seq=1), sp(edited(4), seq=2)], ctx)
+    flags = NearDup(threshold=0.8, num_perm=128).run([sp(" ".join(base), seq=0), sp(edited(3), seq=1), sp(edited(4), seq=2)], ctx)
     assert "(5-gram Jaccard 0.81 >= 0.8)" in flags[1].reason  # 131/161
     assert flags[2] is None  # 126/166 = 0.76: similar, but below the threshold
 
@@ -205,7 +202,7 @@ class FakeJudge:
 
 def test_judge_scores_and_records_unparseable(ctx):
     ctx.judge = FakeJudge(["4", "Score: 2", "I cannot rate this."])
-    judge = Judge(batch_size=2)
+    judge = Judge(threshold=3, batch_size=2)
     flags = judge.run([sp(seq=0), sp(seq=1), sp(seq=2)], ctx)
     assert flags[0] is None and "judge score 2 < judge_threshold 3" in flags[1].reason and flags[2] is None
     assert judge.scores == {"t0": 4, "t1": 2, "t2": None}
@@ -217,7 +214,7 @@ def test_first_filter_wins_and_would_flag_counts_each_filter_alone(ctx):
     noisy_short = sp("Sure, I'd be happy to help!", seq=1)
     cut = sp(GOOD + " And then the", seq=2, finish_reason="length")
     ps = [sp(SOURCE, seq=0), noisy_short, cut, sp(status="failed", text="", seq=3)]
-    out = apply_filters(ps, default_filters(ctx.cfg), ctx)
+    out = apply_filters(ps, build_filters(FilterConfig(min_words=10)), ctx)
     assert [p.task_id for p in out.kept] == ["t0", "t2"]
     assert out.kept[1].text == GOOD and out.edits["t2"][0]["filter"] == "truncated"
     assert {(p.task_id, f) for p, f, _ in out.dropped} == {("t1", "noise"), ("t3", "failed")}

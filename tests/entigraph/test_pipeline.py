@@ -64,3 +64,22 @@ def test_failed_stage_is_not_marked_complete(tmp_path, monkeypatch):
     with pytest.raises(RuntimeError):
         pipeline.run_stage(cfg, "extract")
     assert not pipeline.is_complete(cfg, "extract")
+
+
+@pytest.mark.parametrize("extractor,reruns", [("llm", True), ("hybrid", True), ("spacy", False)])
+def test_backend_settings_rerun_extract_only_when_it_calls_the_model(tmp_path, calls, extractor, reruns):
+    pipeline.run_all(cfg_for(tmp_path, f"entities.extractor={extractor}"))
+    calls.clear()
+    pipeline.run_all(cfg_for(tmp_path, f"entities.extractor={extractor}", "backend.sampling.temperature=0.3"))
+    # synthesis always calls the model, so it and everything after it rerun either way
+    assert calls == (["extract"] if reruns else []) + ["synthesize", "filter", "train", "eval", "report"]
+
+
+def test_backend_settings_reach_filter_and_eval_only_when_they_call_the_model(tmp_path, calls):
+    base = ("filter.judge=true", "eval.answer_mode=generate")
+    cfg = cfg_for(tmp_path, *base)
+    assert pipeline.BY_NAME["filter"].inputs(cfg)[-1] == "backend"
+    assert pipeline.BY_NAME["eval"].inputs(cfg)[-1] == "backend"
+    assert "backend" not in pipeline.BY_NAME["filter"].inputs(cfg_for(tmp_path))
+    assert "backend" not in pipeline.BY_NAME["eval"].inputs(cfg_for(tmp_path))
+    assert "backend" not in pipeline.BY_NAME["train"].inputs(cfg)

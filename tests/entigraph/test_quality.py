@@ -4,11 +4,12 @@ import numpy as np
 import pytest
 
 from entigraph.config import FilterConfig
+from entigraph.graph import load_graph
 from entigraph.filters import FilterContext, Outcome
 from entigraph.text import words
 from entigraph.quality import (
     build_report, compression_ratio, copy_rate, corpus_ngrams, distinct_n, embedding_coverage,
-    entity_coverage, read_graph, report_section_html, self_bleu,
+    entity_coverage, graph_ids, report_section_html, self_bleu,
 )
 from entigraph.records import Document, Entity, Passage, SynthPassage
 
@@ -62,7 +63,7 @@ ENTITIES = [
 @pytest.fixture
 def ctx():
     docs = [Document("d", "t", " ".join(TEXTS))]
-    return FilterContext.build(FilterConfig(min_words=5), docs, [], ENTITIES)
+    return FilterContext.build(docs, [], ENTITIES)
 
 
 def test_entity_and_edge_coverage(ctx, tmp_path):
@@ -73,11 +74,11 @@ def test_entity_and_edge_coverage(ctx, tmp_path):
     g.add_edge("jonas-pell", "saltmere")
     g.add_node("n9", name="Brask House")  # a node matched by its name attribute
     nx.write_graphml(g, tmp_path / "graph.graphml")
-    nodes, edges = read_graph(tmp_path / "graph.graphml", ENTITIES)
+    nodes, edges = graph_ids(load_graph(tmp_path / "graph.graphml"), ENTITIES)
     assert set(nodes) == {"marit-ellery", "jonas-pell", "saltmere", "brask-house"}
     cov = entity_coverage(["Ellery met Jonas Pell.", "Saltmere is far away."], ctx, nodes, edges)
     assert cov == {"entity_coverage": 0.75, "edge_coverage": 0.5}
-    nodes, edges = read_graph(None, ENTITIES)
+    nodes, edges = graph_ids(None, ENTITIES)
     assert len(nodes) == 4 and edges == []
 
 
@@ -104,7 +105,7 @@ def test_build_report_and_html(ctx):
     outcome = Outcome(kept=inputs[:4], dropped=dropped, edits={}, stats=stats)
     source = [Passage("d:p0", "d", 0, 0, 10, TEXTS[0])]
     fake_embed = lambda texts: np.array([[len(t), 1.0] for t in texts])  # noqa: E731
-    report = build_report(inputs, outcome, ctx, documents=[Document("d", "t", " ".join(TEXTS))],
+    report = build_report(inputs, outcome, ctx, FilterConfig(min_words=5), documents=[Document("d", "t", " ".join(TEXTS))],
                           source=source, entities=ENTITIES, embed=fake_embed)
     assert report["input"] == 6 and report["kept"] == 4 and report["dropped"] == 2
     assert report["metrics"]["before"]["passages"] == 5  # failed passages have no text to measure
@@ -114,5 +115,5 @@ def test_build_report_and_html(ctx):
     html = report_section_html(report)
     assert html.count("<table>") == 3 and "contains &lt;b&gt;noise&lt;/b&gt;" in html
     assert "Kept 4 of 6 passages (66.7%)" in html
-    no_embed = build_report(inputs, outcome, ctx, documents=[], source=source, entities=[])
+    no_embed = build_report(inputs, outcome, ctx, FilterConfig(min_words=5), documents=[], source=source, entities=[])
     assert "embedding_coverage" not in no_embed["metrics"]["after"]

@@ -14,7 +14,8 @@ from entigraph.errors import EntigraphError
 from entigraph.io import read_json, read_jsonl, write_jsonl
 from entigraph.records import to_dict
 from entigraph.eval import compare
-from entigraph.eval.report import run as report_run
+from entigraph.stages import eval as eval_stage
+from entigraph.stages.report import run as report_run
 
 ROWS = [
     {"input": "THE TIDAL CLOCK\n\nThe Harbour Guild built the tidal clock in 1887. Mara Velt kept its records.",
@@ -58,14 +59,14 @@ def run_cfg(tmp_path, tiny_lm, monkeypatch):
 def test_missing_trained_model_says_to_train(run_cfg):
     run_cfg.eval.conditions = ["base_closed", "cpt_closed"]
     with pytest.raises(EntigraphError, match="entigraph train"):
-        compare.run(run_cfg)
+        eval_stage.run(run_cfg)
 
 
 def test_compare_end_to_end_then_report(run_cfg, tiny_lm):
     shutil.copytree(tiny_lm, artifacts.stage_dir(run_cfg.out, "train") / "model")
     run_cfg.eval.conditions = ["base_closed", "cpt_closed", "base_rag", "cpt_rag", "base_oracle", "cpt_oracle"]
     run_cfg.eval.extra_models = {"rawcpt": tiny_lm}
-    summary = compare.run(run_cfg)
+    summary = eval_stage.run(run_cfg)
 
     out = artifacts.stage_dir(run_cfg.out, "eval")
     records = list(read_jsonl(out / "records.jsonl"))
@@ -118,11 +119,11 @@ class FakeBackend:
 
 def test_generate_mode_parses_replies_from_any_backend(run_cfg, monkeypatch):
     backend = FakeBackend()
-    monkeypatch.setattr("entigraph.backends.get_backend", lambda cfg, model=None: backend)
+    monkeypatch.setattr("entigraph.backends.run_backend", lambda cfg, model=None: backend)
     run_cfg.eval.conditions = ["base_closed", "base_oracle"]
     run_cfg.eval.answer_mode = "generate"
     run_cfg.eval.few_shot = 1
-    compare.run(run_cfg)
+    eval_stage.run(run_cfg)
     records = list(read_jsonl(artifacts.stage_dir(run_cfg.out, "eval") / "records.jsonl"))
     assert [r["predicted"] for r in records] == [1] * 6
     assert [r["correct"] for r in records[:3]] == [True, False, False]

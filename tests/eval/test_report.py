@@ -8,7 +8,7 @@ import pytest
 from entigraph import artifacts
 from entigraph.config import RunConfig
 from entigraph.io import write_json
-from entigraph.eval.report import run as report_run
+from entigraph.stages.report import run as report_run
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
 
@@ -59,7 +59,7 @@ def test_report_has_the_comparison_escapes_text_and_notes_missing_stages(run_cfg
     assert 'class="comparison"' in html and "45.0 %" in html
     assert "<script>alert(1)</script>" not in html and "&lt;script&gt;alert(1)" in html
     assert html.count("data:image/png;base64,") == 2  # comparison plot + graph picture
-    assert "synth/summary.json is missing" in html and "filter/report.json is missing" in html
+    assert "synthesize/summary.json is missing" in html and "filter/report.json is missing" in html
     assert "<details><summary>config.yaml" in html
     assert "http://" not in html and "https://" not in html  # self-contained
     assert summary["missing"] == ["synthesize", "filter", "train"]

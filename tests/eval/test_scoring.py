@@ -2,7 +2,8 @@ import numpy as np
 import pytest
 
 from entigraph.records import Question
-from entigraph.eval.scoring import LMScorer, exact_match, mc_messages, normalize_answer, parse_answer
+from entigraph.eval.answers import exact_match, normalize_answer
+from entigraph.eval.scoring import LMScorer, mc_messages, parse_answer
 
 CONTEXT = "The Harbour Guild of Lumen Bay built the tidal clock in 1887. " * 4
 MC = Question("q1", "d", "Who built the tidal clock?",
@@ -56,7 +57,7 @@ def test_cloze_target_likelihood_and_greedy_exact_match(scorer):
     target = scorer.continuation_ids("Kettle Point")
     expected = scorer.separate_logprobs(prefix, [target])[0].mean()
     assert rec["target_logprob"] == pytest.approx(expected, abs=1e-4)
-    assert isinstance(rec["greedy"], str) and rec["exact_match"] == exact_match(rec["greedy"], "Kettle Point")
+    assert isinstance(rec["greedy"], str) and rec["exact_match"] == exact_match(rec["greedy"], "Kettle Point", prefix=True)
     # greedy decoding from the cache equals transformers' own greedy generate
     import torch
     out = scorer.model.generate(torch.tensor([prefix]), max_new_tokens=len(target) + 1, do_sample=False)
@@ -67,9 +68,9 @@ def test_cloze_target_likelihood_and_greedy_exact_match(scorer):
 
 def test_exact_match_normalises_and_allows_a_longer_continuation():
     assert normalize_answer("The  Harbour-Guild!") == "harbourguild"
-    assert exact_match(" Zorgon's leadership, who ruled", "Zorgon’s leadership")
-    assert not exact_match("Zorgons leaderships", "Zorgon's leadership")  # prefix of a longer word
-    assert not exact_match("anything", "")
+    assert exact_match(" Zorgon's leadership, who ruled", "Zorgon’s leadership", prefix=True)
+    assert not exact_match("Zorgons leaderships", "Zorgon's leadership", prefix=True)  # prefix of a longer word
+    assert not exact_match("anything", "", prefix=True)
 
 
 @pytest.mark.parametrize("reply, expected", [

@@ -3,7 +3,7 @@
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from entigraph.selfguide.config import FinetuneConfig
+from entigraph.selfguide.settings import FinetuneConfig
 from entigraph.selfguide.finetune import IGNORE, build_features, collate, finetune, predict, prompt_text
 from entigraph.selfguide.tasks import Task
 

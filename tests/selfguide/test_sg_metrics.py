@@ -30,9 +30,9 @@ def test_rouge_l_known_values():
 
 
 def test_bootstrap_intervals():
-    lo, hi = bootstrap_ci([1.0] * 20, n=200)
+    lo, hi = bootstrap_ci([1.0] * 20, resamples=200)
     assert lo == hi == 1.0
-    lo, hi = bootstrap_ci([0.0, 1.0] * 50, n=500, seed=1)
+    lo, hi = bootstrap_ci([0.0, 1.0] * 50, resamples=500, seed=1)
     assert 0.35 < lo < 0.5 < hi < 0.65
     s = summarize([0.0, 1.0, 1.0, 1.0], n=100)
     assert s["mean"] == 75.0 and s["n"] == 4 and s["ci95"][0] <= 75 <= s["ci95"][1]

@@ -3,10 +3,10 @@
 import json
 
 from entigraph.backends.base import Generation
-from entigraph.selfguide.config import GenerationConfig, SGFilterConfig
-from entigraph.selfguide.filters import InputFilter
+from entigraph.selfguide.settings import GenerationConfig, SGFilterConfig
+from entigraph.selfguide.gates import InputFilter
 from entigraph.selfguide.generate import generate_inputs, mix_demos, parse_input, target_label
-from entigraph.selfguide.store import read_log
+from entigraph.selfguide.log import read_log
 from entigraph.selfguide.tasks import Task
 
 WORDS = "alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu nu xi omicron pi".split()

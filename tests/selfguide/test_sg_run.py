@@ -7,8 +7,8 @@ import pytest
 from entigraph.backends.base import Generation
 from entigraph.errors import ConfigError, InputError
 from entigraph.io import read_json, read_jsonl
-from entigraph.selfguide import run as sg_run
-from entigraph.selfguide.config import load_config
+from entigraph.selfguide import recipe as sg_run
+from entigraph.selfguide.settings import load_config
 
 NAMES = "Mara Oskar Lumen Kettle Harbour Guild Velt Brenn Bay Point Tidal Clock Salt Marsh River Hill".split()
 
@@ -67,7 +67,7 @@ def cfg(tmp_path, tiny_lm):
     data.mkdir()
     write_data(data)
     return load_config(None, [
-        f"run_dir={tmp_path / 'runs'}", "name=e2e", f"data_dir={data}", f"model={tiny_lm}",
+        f"run_dir={tmp_path / 'runs'}", "name=e2e", f"data_dir={data}", f"backend.model={tiny_lm}",
         "val_tasks=[cls, gen]", "test_tasks=[cls, gen]", "generation.num_inputs=8",
         "generation.batch_size=4", "annotation.samples=3", "annotation.min_votes=1",
         "filter.length_sigma=5", "search.temperatures=[0.7, 1.0]", "search.epochs=[1, 2]",

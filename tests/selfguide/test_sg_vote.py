@@ -1,8 +1,9 @@
 """Self-consistency vote, label mapping, balancing, and the SELF-GUIDE filters."""
 
 from entigraph.selfguide.annotate import vote
-from entigraph.selfguide.config import SGFilterConfig
-from entigraph.selfguide.filters import InputFilter, OutputFilter, balance, length_bounds
+from entigraph.selfguide.settings import SGFilterConfig
+from entigraph.filters import length_bounds
+from entigraph.selfguide.gates import InputFilter, OutputFilter, balance
 from entigraph.selfguide.metrics import map_label
 from entigraph.selfguide.tasks import Task, clean_output
 
@@ -58,7 +59,7 @@ def test_balance_downsamples_to_the_rarest_label():
 def test_input_filters_record_their_reason():
     t = task()
     f = InputFilter(t, SGFilterConfig(noise_terms=["Sure,"], length_sigma=2.0))
-    lo, hi = length_bounds([4, 6], 2.0)
+    lo, hi = length_bounds([4, 6], 2.0, ddof=1)
     assert (lo, hi) == (5 - 2 * 2 ** 0.5, 5 + 2 * 2 ** 0.5)
     assert f.reason("  ") == "empty_input"
     assert f.reason("one two three four") == "duplicate"  # a copy of a seed example

@@ -15,7 +15,8 @@ from safetensors.torch import load_file
 from entigraph.errors import ConfigError
 from entigraph.io import read_json, write_json
 from entigraph.training import deepspeed_env
-from entigraph.training.trainer import last_checkpoint, prepare_checkpoints, summary_lines, train
+from entigraph.stages.train import summary_lines
+from entigraph.training.trainer import last_checkpoint, prepare_checkpoints, train
 
 REPO = Path(__file__).resolve().parents[2]
 

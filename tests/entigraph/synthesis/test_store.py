@@ -3,7 +3,7 @@ import sqlite3
 import pytest
 
 from entigraph.records import SynthPassage
-from entigraph.store import Store
+from entigraph.synthesis.store import Store
 
 
 def passage(i: int, status: str = "ok", text: str | None = None) -> SynthPassage:

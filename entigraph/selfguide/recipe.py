@@ -31,12 +31,12 @@ from ..backends.base import Backend
 from ..errors import run_reporting_errors
 from ..io import read_json, write_json, write_jsonl
 from .annotate import annotate, vote
-from .config import SelfGuideConfig, load_config
-from .filters import InputFilter, OutputFilter, balance
+from .settings import SelfGuideConfig, load_config
+from .gates import InputFilter, OutputFilter, balance
 from .generate import generate_inputs
 from .metrics import paired_gain, score, summarize
 from .search import choose
-from .store import stable_seed
+from .log import stable_seed
 from .tasks import Task, clean_output, load_split, load_tasks, select_tasks
 
 
@@ -59,7 +59,8 @@ class Context:
         if self._backend is None:
             from ..backends import get_backend
 
-            self._backend = get_backend(self.cfg.backend_config(), self.cfg.model)
+            c = self.cfg
+            self._backend = get_backend(c.backend, device=c.device, seed=c.seed, cache_dir=c.cache_dir, work_dir=c.out)
         return self._backend
 
     @property
@@ -82,7 +83,7 @@ class Context:
         import torch
         from transformers import AutoModelForCausalLM
 
-        from .finetune import pick_device
+        from ..devices import pick_device
 
         if self.cfg.finetune.threads:
             torch.set_num_threads(self.cfg.finetune.threads)

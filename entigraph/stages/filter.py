@@ -13,13 +13,15 @@ import os
 
 import numpy as np
 
-from . import artifacts
-from .config import RunConfig
-from .filters import FilterContext, Judge, apply_filters, default_filters
-from .io import write_json, write_jsonl
-from .models import resolve_embedder
-from .quality import Embed, build_report
-from .records import to_dict
+from .. import artifacts
+from ..config import RunConfig
+from ..config import FilterConfig
+from ..filters import (Echo, Empty, Failed, Filter, FilterContext, Grounding, Judge, Length, NearDup, Noise,
+                       Repetition, Truncated, apply_filters)
+from ..io import write_json, write_jsonl
+from ..models import resolve_embedder
+from ..quality import Embed, build_report
+from ..records import to_dict
 
 
 def load_embedder(name: str) -> Embed:
@@ -30,21 +32,31 @@ def load_embedder(name: str) -> Embed:
     return lambda texts: np.asarray(model.encode(texts, batch_size=32, show_progress_bar=len(texts) > 64))
 
 
+def build_filters(f: FilterConfig, judge_batch_size: int = 16) -> list[Filter]:
+    """The gates in order, cheap to expensive, each with its thresholds from the config."""
+    filters: list[Filter] = [
+        Failed(), Empty(), Truncated(f.min_words), Echo(f.echo_threshold), Noise(f.noise_terms),
+        Length(f.min_words, f.length_sigma, f.length_reference),
+        Repetition(f.max_dup_line_ratio, f.max_top_ngram_share, f.max_dup_ngram_ratio),
+        Grounding(f.require_entities, f.max_invented_rate), NearDup(f.near_dup_threshold, f.near_dup_num_perm),
+    ]
+    return filters + [Judge(f.judge_threshold, judge_batch_size)] if f.judge else filters
+
+
 def run(cfg: RunConfig, embed: Embed | None = None) -> dict:
-    """Filter synth/passages.jsonl; `embed` replaces the configured embedder (tests)."""
+    """Filter synthesize/passages.jsonl; `embed` replaces the configured embedder (tests)."""
     out = artifacts.stage_dir(cfg.out, "filter")
     inputs = artifacts.synthetic(cfg.out)
     documents, source = artifacts.documents(cfg.out), artifacts.passages(cfg.out)
     entities = artifacts.entities(cfg.out)
-    graph = artifacts.stage_dir(cfg.out, "extract") / "graph.graphml"
 
     judge_backend = None
     if cfg.filter.judge:
-        from .backends import get_backend
+        from ..backends import run_backend
 
-        judge_backend = get_backend(cfg, cfg.filter.judge_model)
-    ctx = FilterContext.build(cfg.filter, documents, source, entities, judge=judge_backend)
-    filters = default_filters(cfg.filter, cfg.synthesis.batch_size)
+        judge_backend = run_backend(cfg, cfg.filter.judge_model)
+    ctx = FilterContext.build(documents, source, entities, judge=judge_backend)
+    filters = build_filters(cfg.filter, cfg.backend.batch_size)
     try:
         outcome = apply_filters(inputs, filters, ctx)
     finally:
@@ -54,8 +66,8 @@ def run(cfg: RunConfig, embed: Embed | None = None) -> dict:
     if embed is None and cfg.filter.embedding_coverage:
         embed = load_embedder(cfg.models.embedder)
     judge = next((f for f in filters if isinstance(f, Judge)), None)
-    report = build_report(inputs, outcome, ctx, documents=documents, source=source, entities=entities,
-                          graph_path=graph if graph.is_file() else None, seed=cfg.seed, judge=judge,
+    report = build_report(inputs, outcome, ctx, cfg.filter, documents=documents, source=source, entities=entities,
+                          graph=artifacts.graph(cfg.out), seed=cfg.seed, judge=judge,
                           embed=embed if cfg.filter.embedding_coverage else None)
 
     write_jsonl(out / "kept.jsonl", ({**to_dict(p), "edits": outcome.edits.get(p.task_id, [])}

@@ -1,7 +1,7 @@
 """Prompt templates: one file per mode in entigraph/prompts/, overridable with synthesis.templates_dir.
 
 A template file is a header of ``# key: value`` lines (``version`` is required; ``max_new_tokens``
-and the sampling keys override synthesis.sampling for that mode), then ``[system]`` and ``[user]``
+and the sampling keys override backend.sampling for that mode), then ``[system]`` and ``[user]``
 sections. Placeholders are ``{title}``, ``{context}``, ``{entities}``, ``{entity_1}``..``{entity_3}``;
 substitution is one pass over the template, so braces inside the corpus text are left alone.
 
@@ -18,10 +18,10 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from .config import SamplingConfig
-from .errors import ConfigError
+from ..config import SamplingConfig
+from ..errors import ConfigError
 
-SHIPPED_DIR = Path(__file__).parent / "prompts"
+SHIPPED_DIR = Path(__file__).parent / "templates"
 MODES = ("summary", "pair", "triple", "rephrase")
 PLACEHOLDERS = {"title", "context", "entities", "entity_1", "entity_2", "entity_3"}
 SAMPLING_KEYS = {f.name: f.type for f in dataclasses.fields(SamplingConfig)}

@@ -9,17 +9,19 @@ from pathlib import Path
 import pytest
 from synth_inputs import tiny_config, write_inputs
 
-from entigraph import artifacts, synthesis
+from entigraph import artifacts
+from entigraph.stages import synthesize as synthesis
 from entigraph.backends.base import Generation
 from entigraph.errors import EntigraphError
 from entigraph.io import read_json
-from entigraph.store import Store
+from entigraph.synthesis.engine import Engine
+from entigraph.synthesis.store import Store
 
 HERE = Path(__file__).parent
 
 
 def stored(cfg) -> list:
-    with Store(cfg.out / "synth" / "store.sqlite") as store:
+    with Store(cfg.out / "synthesize" / "store.sqlite") as store:
         return list(store.passages(None))
 
 
@@ -27,7 +29,7 @@ def test_run_writes_outputs_with_provenance_and_resumes(tmp_path, tiny_lm):
     cfg = tiny_config(tmp_path, tiny_lm, max_passages=10)
     write_inputs(cfg)
     summary = synthesis.run(cfg, progress=False)
-    out = cfg.out / "synth"
+    out = cfg.out / "synthesize"
     assert {"store.sqlite", "passages.jsonl", "failed.jsonl", "summary.json"} <= {p.name for p in out.iterdir()}
     assert summary["passages"] == summary["generated"] == 10 and summary["resumed"] == 0
     assert summary["completion_tokens"] > 0 and summary["tokens_per_s"] > 0 and summary["budget_reached"]
@@ -98,13 +100,13 @@ def test_failed_generations_are_stored_then_retried_never_duplicated(tmp_path, r
     cfg = tiny_config(tmp_path, "fake", max_passages=12, retry_failed=retry)
     write_inputs(cfg)
     out = cfg.out
-    args = (artifacts.documents(out), artifacts.passages(out), artifacts.entities(out), synthesis.load_graph(out))
+    args = (artifacts.documents(out), artifacts.passages(out), artifacts.entities(out), artifacts.graph(out))
     with Store(tmp_path / "store.sqlite") as store:
-        first = synthesis.Engine(cfg, FlakyBackend(5), *args).run(store, progress=False)
+        first = Engine(cfg, FlakyBackend(5), *args).run(store, progress=False)
         assert (first["passages"], first["failed"]) == (7, 5)
         assert {p.error for p in store.passages("failed")} == {"server on fire"}
         backend = FlakyBackend(0)
-        second = synthesis.Engine(cfg, backend, *args).run(store, progress=False)
+        second = Engine(cfg, backend, *args).run(store, progress=False)
         assert backend.calls == (5 if retry else 0)
         assert (second["passages"], second["failed"]) == ((12, 0) if retry else (7, 5))
         assert store.totals()["rows"] == 12
@@ -117,7 +119,7 @@ def test_missing_extract_outputs_name_the_stage(tmp_path):
 
 def kill_config(root, model):
     cfg = tiny_config(Path(root), model, max_passages=24, batch_size=2)
-    cfg.synthesis.sampling.max_new_tokens = 24
+    cfg.backend.sampling.max_new_tokens = 24
     return cfg
 
 
@@ -140,17 +142,17 @@ def test_sigkill_mid_run_then_resume_equals_an_uninterrupted_run(tmp_path, tiny_
 
     killed = kill_config(tmp_path / "killed", tiny_lm)
     write_inputs(killed)
-    db = killed.out / "synth" / "store.sqlite"
+    db = killed.out / "synthesize" / "store.sqlite"
     script = tmp_path / "run_synth.py"
     script.write_text(
-        "import sys\nsys.path.insert(0, sys.argv[3])\nfrom pathlib import Path\n"
-        "from test_synthesis import kill_config\nfrom entigraph import synthesis\n"
+        "import sys\nsys.path[:0] = [sys.argv[3], sys.argv[4]]\nfrom pathlib import Path\n"
+        "from test_synthesize import kill_config\nfrom entigraph.stages import synthesize as synthesis\n"
         "synthesis.run(kill_config(sys.argv[1], sys.argv[2]), progress=False)\n"
     )
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(HERE.parent.parent)}
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(HERE.parents[2])}  # the repository
     mid_run = 0
     for target in (4, 10, 16):  # kill once at least `target` passages are committed
-        proc = subprocess.Popen([sys.executable, str(script), str(tmp_path / "killed"), tiny_lm, str(HERE)],
+        proc = subprocess.Popen([sys.executable, str(script), str(tmp_path / "killed"), tiny_lm, str(HERE), str(HERE.parents[1])],
                                 env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 120
         while proc.poll() is None and committed(db) < target and time.monotonic() < deadline:

@@ -2,7 +2,7 @@ import pytest
 
 from entigraph.config import SamplingConfig
 from entigraph.errors import ConfigError
-from entigraph.prompts import MODES, load_templates, parse_template
+from entigraph.synthesis.prompts import MODES, load_templates, parse_template
 
 
 def test_shipped_templates_load_and_put_the_context_first():
@@ -32,7 +32,7 @@ def test_override_dir_header_and_version(tmp_path):
                                        "[user]\n{context}\nRelate {entity_1} and {entity_2}.\n")
     templates = load_templates(str(tmp_path), ["pair", "triple"])
     pair = templates["pair"]
-    assert pair.version.startswith("7+") and templates["triple"].path.endswith("prompts/triple.txt")
+    assert pair.version.startswith("7+") and templates["triple"].path.endswith("templates/triple.txt")
     s = pair.sampling(SamplingConfig())
     assert (s.max_new_tokens, s.temperature, s.top_p) == (99, 0.2, SamplingConfig().top_p)
     assert [m["role"] for m in pair.render(title="", context="c", entities=["A", "B"])] == ["user"]

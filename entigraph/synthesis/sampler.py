@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from itertools import count
 from typing import Any, Iterable, Iterator
 
-from .records import Document, Entity, Passage, SynthTask
+from ..records import Document, Entity, Passage, SynthTask
 
 STRATEGIES = ("exhaustive", "coverage", "weighted")
 SUMMARY_ENTITIES = 3  # entities named in a summary prompt

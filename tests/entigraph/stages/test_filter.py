@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from entigraph import artifacts, filter_stage
+from entigraph import artifacts
+from entigraph.stages import filter as filter_stage
 from entigraph.backends.base import Generation
 from entigraph.config import load_config
 from entigraph.io import read_json, read_jsonl, write_jsonl
@@ -125,7 +126,7 @@ class FakeBackend:
 def test_judge_runs_through_the_configured_backend(run_cfg, monkeypatch):
     import entigraph.backends
 
-    monkeypatch.setattr(entigraph.backends, "get_backend", lambda cfg, model=None: FakeBackend())
+    monkeypatch.setattr(entigraph.backends, "run_backend", lambda cfg, model=None: FakeBackend())
     run_cfg.filter.judge = True
     run_cfg.filter.embedding_coverage = False
     summary = filter_stage.run(run_cfg)

@@ -9,14 +9,10 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
-
-from ..config import (
-    read_config_data,
-    DEFAULT_LM, ModelsConfig, OpenAIConfig, RunConfig, SamplingConfig, SynthesisConfig, VLLMConfig,
-    _build,
-)
+from ..config import (BackendConfig, Device, NonNegative, Positive, PositiveFloat, Range, SamplingConfig, load,
+                      validate_name)
 from ..errors import ConfigError
 
 # Noise terms dropped from every task (the task file adds its own, e.g. "input", "\n\n").
@@ -29,10 +25,10 @@ DEFAULT_NOISE_TERMS = [
 @dataclass
 class GenerationConfig:
     """Input generation: high temperature, prompts mix seed examples with the growing pool."""
-    num_inputs: int = 64  # inputs requested per task (before any filter)
-    batch_size: int = 8  # requests per backend call; the pool grows between calls
-    shots: int = 3  # seed examples shown in each generation prompt (a random sample)
-    pool_examples: int = 2  # previously generated inputs mixed into each prompt
+    num_inputs: Positive = 64  # inputs requested per task (before any filter)
+    batch_size: Positive = 8  # requests per backend call; the pool grows between calls
+    shots: Positive = 3  # seed examples shown in each generation prompt (a random sample)
+    pool_examples: NonNegative = 2  # previously generated inputs mixed into each prompt
     sampling: SamplingConfig = field(default_factory=lambda: SamplingConfig(
         temperature=1.0, top_p=0.95, repetition_penalty=1.1, max_new_tokens=96))
 
@@ -40,8 +36,8 @@ class GenerationConfig:
 @dataclass
 class AnnotationConfig:
     """Output annotation: low temperature, several samples per input, self-consistency vote."""
-    samples: int = 3
-    min_votes: int = 2  # samples that must agree on the (normalised / mapped) output
+    samples: Positive = 3  # annotations sampled per input
+    min_votes: Positive = 2  # samples that must agree on the (normalised / mapped) output
     balance: bool = True  # classification: downsample every label to the rarest kept label
     sampling: SamplingConfig = field(default_factory=lambda: SamplingConfig(
         temperature=0.3, top_p=0.95, repetition_penalty=1.0, max_new_tokens=48))
@@ -51,58 +47,56 @@ class AnnotationConfig:
 class SGFilterConfig:
     noise_terms: list[str] = field(default_factory=lambda: list(DEFAULT_NOISE_TERMS))
     task_noise_terms: bool = True  # add the task file's own noise_terms
-    length_sigma: float = 2.0  # keep lengths (words) within mean ± sigma·std of the seed examples
+    length_sigma: PositiveFloat = 2.0  # keep lengths (words) within mean ± sigma·std of the seed examples
 
 
 @dataclass
 class PromptConfig:
-    shots: int | None = None  # seed demonstrations in the task prompt (None = all); the same prompt
+    shots: NonNegative | None = None  # seed demonstrations in the task prompt (None = all); the same prompt
     # serves few-shot prompting, annotation, fine-tuning and evaluation of the fine-tuned model
 
 
 @dataclass
 class FinetuneConfig:
-    lr: float = 2e-5  # constant after warmup, so the model after epoch e equals an e-epoch run
-    warmup_steps: int = 2
-    batch_size: int = 8
-    max_length: int = 768  # tokens; longer prompts are cut from the left, the output is kept
-    weight_decay: float = 0.0
+    lr: PositiveFloat = 2e-5  # constant after warmup, so the model after epoch e equals an e-epoch run
+    warmup_steps: NonNegative = 2
+    batch_size: Positive = 8
+    max_length: Positive = 768  # tokens; longer prompts are cut from the left, the output is kept
+    weight_decay: Annotated[float, Range(ge=0)] = 0.0
     bf16: bool = True  # autocast on CPUs with bf16 and on CUDA
     threads: int | None = None  # torch threads; None = leave torch's default
 
 
 @dataclass
 class SGEvalConfig:
-    limit: int | None = 100  # rows per split (a seeded sample); None = all
-    batch_size: int = 8
-    max_new_tokens_classification: int = 8
-    max_new_tokens_generation: int = 48
-    bootstrap: int = 1000  # resamples for the 95 % intervals
+    limit: Positive | None = 100  # rows per split (a seeded sample); None = all
+    batch_size: Positive = 8
+    max_new_tokens_classification: Positive = 8
+    max_new_tokens_generation: Positive = 48
+    bootstrap: Positive = 1000  # resamples for the 95 % intervals
     bf16: bool = False  # bf16 autocast for greedy decoding; measured 3x slower than fp32 on the dev CPU
 
 
 @dataclass
 class SearchConfig:
     """"One parameter fits all": maximise the worst validation task's gain over prompting."""
-    temperatures: list[float] = field(default_factory=lambda: [0.7, 1.0])
-    epochs: list[int] = field(default_factory=lambda: [1, 3])
+    temperatures: list[Annotated[float, Range(ge=0)]] = field(default_factory=lambda: [0.7, 1.0])
+    epochs: list[Positive] = field(default_factory=lambda: [1, 3])
 
 
 @dataclass
 class SelfGuideConfig:
     name: str = "selfguide"
     run_dir: str = "runs"
-    seed: int = 0
-    device: str = "auto"  # auto | cpu | cuda
+    seed: NonNegative = 0
+    device: Device = "auto"
     data_dir: str = "../shared/data/self-guide"  # tasks.jsonl, validation/<task>.jsonl, test/<task>.jsonl
     val_tasks: list[str] = field(default_factory=list)  # parameters are chosen on these (validation split)
     test_tasks: list[str] = field(default_factory=list)  # reported with the chosen parameters (test split)
-    model: str = DEFAULT_LM  # generates, annotates, and is fine-tuned
-    cache_dir: str | None = None
-    backend: str = "hf"  # hf | vllm | openai (entigraph.backends)
-    dtype: str = "auto"  # hf backend weights (synthesis.dtype): auto | float32 | bfloat16 | float16
-    openai: OpenAIConfig = field(default_factory=OpenAIConfig)
-    vllm: VLLMConfig = field(default_factory=VLLMConfig)
+    cache_dir: str | None = None  # converted embedded models; default ~/.cache/entigraph
+    # backend.model generates, annotates, and is fine-tuned; the sampling settings are per step
+    # (generation.sampling, annotation.sampling)
+    backend: BackendConfig = field(default_factory=BackendConfig)
     prompt: PromptConfig = field(default_factory=PromptConfig)
     generation: GenerationConfig = field(default_factory=GenerationConfig)
     annotation: AnnotationConfig = field(default_factory=AnnotationConfig)
@@ -119,28 +113,25 @@ class SelfGuideConfig:
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
-    def backend_config(self) -> RunConfig:
-        """The RunConfig entigraph.backends.get_backend expects, carrying this run's settings."""
-        return RunConfig(
-            name=self.name, run_dir=self.run_dir, seed=self.seed, device=self.device,
-            models=ModelsConfig(generator=self.model, base=self.model, cache_dir=self.cache_dir),
-            synthesis=SynthesisConfig(backend=self.backend, batch_size=self.generation.batch_size,
-                                      dtype=self.dtype, openai=self.openai, vllm=self.vllm),
-        )
+    @property
+    def model(self) -> str:
+        return self.backend.model
+
+    def validate(self) -> None:
+        _validate(self)
+
+
+# Keys of SELF-GUIDE configs before the shared `backend:` section.
+MOVED = {"model": "backend.model", "backend": "backend.kind", "dtype": "backend.dtype",
+         "openai": "backend.openai", "vllm": "backend.vllm"}
 
 
 def load_config(path: str | Path | None, overrides: list[str] | None = None) -> SelfGuideConfig:
-    cfg = _build(SelfGuideConfig, read_config_data(path, overrides))
-    cfg.config_path = str(path or "")
-    validate(cfg)
-    return cfg
+    return load(SelfGuideConfig, path, overrides, MOVED)
 
 
-def validate(cfg: SelfGuideConfig) -> None:
-    if cfg.backend not in ("hf", "vllm", "openai"):
-        raise ConfigError(f"backend: {cfg.backend!r} is not one of hf, vllm, openai")
-    if cfg.device not in ("auto", "cpu", "cuda"):
-        raise ConfigError(f"device: {cfg.device!r} is not one of auto, cpu, cuda")
+def _validate(cfg: SelfGuideConfig) -> None:
+    """Checks across settings; single values are checked by their types while loading."""
     if not cfg.val_tasks and not cfg.test_tasks:
         raise ConfigError("val_tasks and test_tasks are both empty: name at least one task")
     if cfg.test_tasks and (not cfg.search.temperatures or not cfg.search.epochs):
@@ -151,15 +142,4 @@ def validate(cfg: SelfGuideConfig) -> None:
         raise ConfigError(
             f"annotation.min_votes ({cfg.annotation.min_votes}) exceeds annotation.samples "
             f"({cfg.annotation.samples})")
-    for key, value in (
-        ("generation.num_inputs", cfg.generation.num_inputs),
-        ("generation.batch_size", cfg.generation.batch_size),
-        ("annotation.samples", cfg.annotation.samples),
-        ("annotation.min_votes", cfg.annotation.min_votes),
-        ("finetune.batch_size", cfg.finetune.batch_size),
-        ("eval.batch_size", cfg.eval.batch_size),
-    ):
-        if value < 1:
-            raise ConfigError(f"{key} must be at least 1, got {value}")
-    if any(e < 1 for e in cfg.search.epochs):
-        raise ConfigError(f"search.epochs must be whole epochs >= 1, got {cfg.search.epochs}")
+    validate_name("name", cfg.name)

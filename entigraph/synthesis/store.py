@@ -17,8 +17,8 @@ import sqlite3
 from pathlib import Path
 from typing import Iterator
 
-from .io import write_jsonl
-from .records import SynthPassage, from_dict, to_dict
+from ..io import write_jsonl
+from ..records import SynthPassage, from_dict, to_dict
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS passages (

@@ -1,13 +1,10 @@
-"""The synthesize stage: sampler -> prompts -> backend -> store, resumable after any crash.
+"""The synthesis engine: sampler -> prompts -> backend -> store, resumable after any crash.
 
 The sampler's task stream is cut into windows of a few batches; each window is sorted by prompt
 length and cut into batches, so a batch holds prompts of similar length. The batches depend only
 on the stream, never on what is already done, and each batch commits in one transaction: a rerun
 after kill -9 skips the committed batches and regenerates the others exactly as they would have
 been (same composition, same seed), so the resumed store equals an uninterrupted run's.
-
-Writes under runs/<name>/synth/: store.sqlite (every attempt, with provenance), passages.jsonl
-(the ok passages in sampler order), failed.jsonl, summary.json.
 """
 
 from __future__ import annotations
@@ -20,24 +17,14 @@ from typing import Any, Iterator
 
 from tqdm import tqdm
 
-from . import artifacts
-from .backends import Backend, Generation, Request, get_backend
-from .config import RunConfig
-from .errors import EntigraphError
-from .io import write_json
+from ..backends import Backend, Generation, Request
+from ..config import RunConfig
 from .prompts import Template, load_templates
-from .records import Document, Entity, Passage, SynthPassage, SynthTask
+from ..records import Document, Entity, Passage, SynthPassage, SynthTask
 from .sampler import RelationSampler, build_index
 from .store import Store
 
 WINDOW_BATCHES = 4  # batches per length-sorting window
-
-
-def load_graph(run_out: Path) -> Any:
-    import networkx as nx
-
-    path = artifacts.stage_dir(run_out, "extract") / "graph.graphml"
-    return nx.read_graphml(path) if path.is_file() else None  # else co-occurrence from mentions
 
 
 def request_seed(task_id: str) -> int:
@@ -54,7 +41,7 @@ class Engine:
         self.templates = templates or load_templates(s.templates_dir, s.modes)
         self.docs = {d.doc_id: d for d in documents}
         self.text = {p.passage_id: p.text for p in passages}
-        self.sampling = {m: t.sampling(s.sampling) for m, t in self.templates.items()}
+        self.sampling = {m: t.sampling(cfg.backend.sampling) for m, t in self.templates.items()}
         salt = {m: {"template": t.version, "model": backend.model, "sampling": dataclasses.asdict(self.sampling[m]),
                     "seed": cfg.seed} for m, t in self.templates.items()}
         tokens = {p.passage_id: backend.count_tokens(p.text) for p in passages} if s.context == "local" else None
@@ -78,7 +65,7 @@ class Engine:
 
     def batches(self) -> Iterator[list[tuple[SynthTask, Request]]]:
         """Batches of similar prompt length, formed from the stream alone (never from the store)."""
-        size = self.cfg.synthesis.batch_size
+        size = self.cfg.backend.batch_size
         stream = self.tasks()
         while window := list(islice(stream, size * WINDOW_BATCHES)):
             items = [(t, Request(self.messages(t), self.sampling[t.mode], request_seed(t.task_id))) for t in window]
@@ -154,48 +141,3 @@ class Engine:
             "backend": self.backend.name, "model": self.backend.model, "strategy": s.strategy,
             "context": s.context, "modes": list(s.modes),
         }
-
-
-def run(cfg: RunConfig, progress: bool = True) -> dict[str, Any]:
-    """The synthesize stage (see the module docstring for what it writes)."""
-    from filelock import FileLock, Timeout
-
-    out = artifacts.stage_dir(cfg.out, "synthesize")
-    out.mkdir(parents=True, exist_ok=True)
-    documents, passages = artifacts.documents(cfg.out), artifacts.passages(cfg.out)
-    entities, graph = artifacts.entities(cfg.out), load_graph(cfg.out)
-    templates = load_templates(cfg.synthesis.templates_dir, cfg.synthesis.modes)
-    lock = FileLock(str(out / "store.lock"))
-    try:  # two writers would both generate the same pending tasks
-        lock.acquire(timeout=0)
-    except Timeout:
-        raise EntigraphError(f"{out} is being written by another entigraph process") from None
-    backend = get_backend(cfg)
-    try:
-        with Store(out / "store.sqlite") as store:
-            summary = Engine(cfg, backend, documents, passages, entities, graph, templates).run(store, progress)
-            store.export_jsonl(out / "passages.jsonl")
-            store.export_jsonl(out / "failed.jsonl", status="failed")
-    finally:
-        backend.close()
-        lock.release()
-    write_json(out / "summary.json", summary)
-    return summary
-
-
-def export_hf_dataset(cfg: RunConfig, path: str | Path | None = None) -> Path:
-    """Save the ok passages as a Hugging Face dataset (default: synth/hf_dataset)."""
-    out = artifacts.stage_dir(cfg.out, "synthesize")
-    target = Path(path) if path else out / "hf_dataset"
-    with Store(out / "store.sqlite") as store:
-        store.export_hf_dataset(target)
-    return target
-
-
-def summary_lines(summary: dict[str, Any]) -> list[str]:
-    return [
-        f"{summary['passages']} passages ({summary['resumed']} already done, {summary['failed']} failed), "
-        f"{summary['completion_tokens']} tokens generated",
-        f"{summary['tokens_per_s']} tokens/s; {summary['prompt_tokens_per_generated_token']} prompt tokens "
-        f"per generated token ({summary['context']} context)",
-    ]

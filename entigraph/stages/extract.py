@@ -11,16 +11,15 @@ import time
 from collections import Counter
 from typing import TYPE_CHECKING
 
-from . import artifacts
-from .config import RunConfig
-from .corpus import load_corpus, split_passages
-from .entities import extract_entities
-from .graph import build_graph, draw_top, load_graph, write_graph
-from .io import write_json, write_jsonl
-from .records import to_dict
+from .. import artifacts
+from ..config import RunConfig
+from ..corpus import load_corpus, split_passages
+from ..graph import build_graph, draw_top, load_graph, write_graph
+from ..io import write_json, write_jsonl
+from ..records import to_dict
 
 if TYPE_CHECKING:
-    from .backends.base import Backend
+    from ..backends.base import Backend
 
 __all__ = ["run", "summary_lines", "load_graph"]
 
@@ -29,7 +28,9 @@ MAX_FAILURE_DETAILS = 50
 
 
 def run(cfg: RunConfig, backend: "Backend | None" = None) -> dict:
-    """Extract entities and build the graph. `backend` overrides get_backend (tests)."""
+    """Extract entities and build the graph. `backend` replaces the run's backend (tests)."""
+    from ..entities import extract_entities  # spaCy: imported only when the stage runs
+
     start = time.perf_counter()
     out = artifacts.stage_dir(cfg.out, "extract")
     out.mkdir(parents=True, exist_ok=True)
@@ -39,9 +40,9 @@ def run(cfg: RunConfig, backend: "Backend | None" = None) -> dict:
 
     own_backend = None
     if backend is None and cfg.entities.extractor in ("llm", "hybrid"):
-        from .backends import get_backend
+        from ..backends import run_backend
 
-        backend = own_backend = get_backend(cfg, cfg.models.generator)
+        backend = own_backend = run_backend(cfg)
     try:
         result = extract_entities(docs, passages, cfg, backend)
     finally:

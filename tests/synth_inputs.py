@@ -64,12 +64,12 @@ def write_inputs(cfg: RunConfig, sentences: int = 12, passage_words: int = 24) -
     nx.write_graphml(graph, out / "graph.graphml")
 
 
-def tiny_config(tmp_path: Path, model: str, **synthesis) -> RunConfig:
+def tiny_config(tmp_path: Path, model: str, backend: str = "hf", batch_size: int = 4, **synthesis) -> RunConfig:
     cfg = RunConfig(name="t", run_dir=str(tmp_path))
-    cfg.models.generator = model
     cfg.device = "cpu"
-    s = cfg.synthesis
-    s.batch_size, s.max_passages, s.sampling.max_new_tokens, s.context_tokens = 4, 12, 16, 96
+    b, s = cfg.backend, cfg.synthesis
+    b.kind, b.model, b.batch_size, b.sampling.max_new_tokens = backend, model, batch_size, 16
+    s.max_passages, s.context_tokens = 12, 96
     for key, value in synthesis.items():
         setattr(s, key, value)
     return cfg

@@ -4,7 +4,9 @@ import json
 
 import pytest
 
-from entigraph import artifacts, extract
+from entigraph import artifacts
+from entigraph.graph import load_graph
+from entigraph.stages import extract
 from entigraph.backends.base import Generation
 from entigraph.config import load_config
 
@@ -38,7 +40,7 @@ def test_demo_corpus(demo_run):
     docs = {d.doc_id: d for d in artifacts.documents(cfg.out)}
     assert all(docs[m.doc_id].text[m.start:m.end] == m.text for e in ents for m in e.mentions)
     assert not names & {"one", "time", "a man", "the other"}
-    graph = extract.load_graph(out / "graph.graphml")
+    graph = load_graph(out / "graph.graphml")
     assert graph.number_of_nodes() == len(ents) and graph.number_of_edges() == summary["edges"]
     lines = extract.summary_lines(summary)
     assert any("entities" in line and "merged aliases" in line for line in lines)

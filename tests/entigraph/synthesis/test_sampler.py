@@ -7,8 +7,7 @@ from synth_inputs import tiny_config, write_inputs
 from entigraph import artifacts
 from entigraph.corpus import split_passages
 from entigraph.records import Document, Entity, Mention
-from entigraph.sampler import Permutation, RelationSampler, build_index, unrank_pair, unrank_triple
-from entigraph.synthesis import load_graph
+from entigraph.synthesis.sampler import Permutation, RelationSampler, build_index, unrank_pair, unrank_triple
 
 
 @pytest.fixture(scope="module")
@@ -16,7 +15,7 @@ def inputs(tmp_path_factory):
     cfg = tiny_config(tmp_path_factory.mktemp("sampler"), "unused")
     write_inputs(cfg)
     out = cfg.out
-    return artifacts.documents(out), artifacts.passages(out), artifacts.entities(out), load_graph(out)
+    return artifacts.documents(out), artifacts.passages(out), artifacts.entities(out), artifacts.graph(out)
 
 
 def sampler(inputs, graph=True, **kw):

@@ -1,4 +1,5 @@
-"""The SELF-GUIDE filters as small steps that each return why they drop an example.
+"""SELF-GUIDE's gates on generated examples, built on the shared noise and length checks
+(entigraph/filters.py); each returns why it drops an example.
 
 Inputs: empty, exact duplicate (of a seed example or an earlier input), noise term, length.
 Outputs (generation tasks): empty, noise term, length. Lengths are words and must lie within
@@ -9,21 +10,15 @@ classification output is a label).
 from __future__ import annotations
 
 import random
-import statistics
 from collections import defaultdict
 
-from .config import SGFilterConfig
+from ..filters import length_bounds, noise_found
+from .settings import SGFilterConfig
 from .tasks import Task
 
 
 def word_count(text: str) -> int:
     return len(text.split())
-
-
-def length_bounds(lengths: list[int], sigma: float) -> tuple[float, float]:
-    mean = statistics.fmean(lengths)
-    std = statistics.stdev(lengths) if len(lengths) > 1 else 0.0
-    return mean - sigma * std, mean + sigma * std
 
 
 def noise_terms(task: Task, cfg: SGFilterConfig) -> list[str]:
@@ -40,7 +35,7 @@ class InputFilter:
 
     def __init__(self, task: Task, cfg: SGFilterConfig):
         self.terms = noise_terms(task, cfg)
-        self.bounds = length_bounds([word_count(e["input"]) for e in task.examples], cfg.length_sigma)
+        self.bounds = length_bounds([word_count(e["input"]) for e in task.examples], cfg.length_sigma, ddof=1)
         self.seen = {dedup_key(e["input"]) for e in task.examples}
 
     def reason(self, text: str) -> str | None:
@@ -49,9 +44,9 @@ class InputFilter:
             return "empty_input"
         if dedup_key(text) in self.seen:
             return "duplicate"
-        term = next((t for t in self.terms if t in text), None)
-        if term is not None:
-            return f"noise_input:{term!r}"
+        found = noise_found(text, self.terms)
+        if found:
+            return f"noise_input:{found[0]!r}"
         lo, hi = self.bounds
         if not lo <= word_count(text) <= hi:
             return "length_input"
@@ -63,16 +58,16 @@ class OutputFilter:
     def __init__(self, task: Task, cfg: SGFilterConfig):
         self.active = not task.is_classification
         self.terms = noise_terms(task, cfg)
-        self.bounds = length_bounds([word_count(e["output"]) for e in task.examples], cfg.length_sigma)
+        self.bounds = length_bounds([word_count(e["output"]) for e in task.examples], cfg.length_sigma, ddof=1)
 
     def reason(self, text: str) -> str | None:
         if not self.active:
             return None
         if not text.strip():
             return "empty_output"
-        term = next((t for t in self.terms if t in text), None)
-        if term is not None:
-            return f"noise_output:{term!r}"
+        found = noise_found(text, self.terms)
+        if found:
+            return f"noise_output:{found[0]!r}"
         lo, hi = self.bounds
         if not lo <= word_count(text) <= hi:
             return "length_output"

@@ -1,0 +1,26 @@
+"""The report stage: runs/<name>/report.html from whatever the other stages wrote (missing parts are named)."""
+
+from __future__ import annotations
+
+from ..config import RunConfig
+
+
+def run(cfg: RunConfig) -> dict:
+    from ..eval.report import render
+
+    page = render(cfg)
+    path = cfg.out / "report.html"
+    tmp = path.with_suffix(".html.tmp")
+    tmp.write_text(page, encoding="utf-8")
+    tmp.replace(path)
+    missing = [name for name, rel in (("eval", "eval/results.json"), ("extract", "extract/summary.json"),
+                                      ("synthesize", "synthesize/summary.json"), ("filter", "filter/report.json"),
+                                      ("train", "train/loss.png")) if not (cfg.out / rel).is_file()]
+    return {"path": str(path), "bytes": len(page.encode()), "missing": missing}
+
+
+def summary_lines(summary: dict) -> list[str]:
+    lines = [f"wrote {summary['path']} ({summary['bytes'] / 1024:.0f} KiB)"]
+    if summary.get("missing"):
+        lines.append("sections noted as missing: " + ", ".join(summary["missing"]))
+    return lines
