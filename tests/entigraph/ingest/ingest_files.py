@@ -36,27 +36,33 @@ PDF_PAGES = [
       "the station on the third page."]),
 ]
 
-HTML_PAGE = """<!DOCTYPE html><html><head><title>Lumen Bay Lighthouse | Saltmere Heritage Trust</title></head>
-<body>
-<header><nav><ul><li><a href="/">Home</a></li><li><a href="/about">About us</a></li>
+FURNITURE_TOP = """<header><nav><ul><li><a href="/">Home</a></li><li><a href="/about">About us</a></li>
 <li><a href="/shop">Gift shop</a></li></ul></nav></header>
 <div id="cookie-consent" class="banner">We use cookies to improve your experience.
-<button>Accept all cookies</button> <a href="/privacy">Privacy policy</a></div>
-<main><article>
-<h1>The Lumen Bay Lighthouse</h1>
-<p>The Lumen Bay lighthouse was first lit on 3 March 1871 by the keeper Hamish Odell, who tended
-its paraffin lamp for thirty-one years and logged every ship that passed the headland.</p>
-<h2>Construction</h2>
-<p>The tower was built from grey granite quarried at Cairn Oss and carried across the bay on flat
-barges; it stands twenty-six metres high and its lantern was made by a Glasgow foundry.</p>
-<h2>Automation</h2>
-<p>The light was automated in 1983, and the last resident keeper, Rosa Dunmore, moved to Saltmere
-where she wrote a short memoir of life on the headland.</p>
-</article></main>
-<aside><h3>Related articles</h3><ul><li><a href="/a">Ten facts about tides</a></li></ul></aside>
-<footer><p>&copy; 2024 Saltmere Heritage Trust. All rights reserved.</p><a href="/terms">Terms</a></footer>
-</body></html>
-"""
+<button>Accept all cookies</button> <a href="/privacy">Privacy policy</a></div>"""
+FURNITURE_BOTTOM = """<aside><h3>Related articles</h3><ul><li><a href="/a">Ten facts about tides</a></li></ul></aside>
+<footer><p>&copy; 2024 Saltmere Heritage Trust. All rights reserved.</p><a href="/terms">Terms</a></footer>"""
+
+
+def article_html(title: str, sections: list[tuple[str, list[str]]], site: str = "Saltmere Heritage Trust") -> str:
+    """A web page as sites serve them: navigation, a cookie banner, the article, a sidebar, a footer."""
+    from html import escape
+
+    body = "".join(f"<h2>{escape(h)}</h2>" * bool(h) + "".join(f"<p>{escape(p)}</p>" for p in ps) for h, ps in sections)
+    title = escape(title)
+    return (f"<!DOCTYPE html><html><head><title>{title} | {site}</title></head><body>{FURNITURE_TOP}"
+            f"<main><article><h1>{title}</h1>{body}</article></main>{FURNITURE_BOTTOM}</body></html>")
+
+
+HTML_PAGE = article_html("Lumen Bay Lighthouse", [
+    ("", ["The Lumen Bay lighthouse was first lit on 3 March 1871 by the keeper Hamish Odell, who tended "
+          "its paraffin lamp for thirty-one years and logged every ship that passed the headland."]),
+    ("Construction", ["The tower was built from grey granite quarried at Cairn Oss and carried across the bay "
+                      "on flat barges; it stands twenty-six metres high and its lantern was made by a Glasgow "
+                      "foundry."]),
+    ("Automation", ["The light was automated in 1983, and the last resident keeper, Rosa Dunmore, moved to "
+                    "Saltmere where she wrote a short memoir of life on the headland."]),
+])
 
 MINUTES = (
     "Minutes of the Saltmere Pilots' Society, spring meeting. The chairman opened the meeting at "
@@ -130,35 +136,48 @@ def image_only_pdf(path: Path, pages: int = 2) -> Path:
     return path
 
 
-def report_docx(path: Path) -> Path:
-    """Headings, body text, a table with a merged cell, and a page header that must not be read."""
+def word_document(title: str, sections: list[tuple[str, list[str]]], table: list[tuple[str, ...]] = ()):
+    """A python-docx Document: a Heading 1 title, Heading 2 sections of paragraphs, then a table."""
     import docx
 
     d = docx.Document()
-    d.core_properties.title = "Gauge survey 1931"
+    d.core_properties.title = title
+    d.add_heading(title, level=1)
+    for heading, paragraphs in sections:
+        if heading:
+            d.add_heading(heading, level=2)
+        for paragraph in paragraphs:
+            d.add_paragraph(paragraph)
+    if table:
+        grid = d.add_table(rows=len(table), cols=len(table[0]))
+        for r, row in enumerate(table):
+            for k, value in enumerate(row):
+                grid.cell(r, k).text = value
+    return d
+
+
+def report_docx(path: Path) -> Path:
+    """Headings, body text, a table with a merged cell, and a page header that must not be read."""
+    d = word_document("Gauge survey 1931", [
+        ("", ["Ellery Vane surveyed the tide gauges of the Merrin Sound in the autumn of 1931."]),
+        ("Results", ["The Quarrow gauge read four centimetres high against the Saltmere benchmark."])],
+        table=[("Gauge", "Error (cm)", "Fixed"), ("Quarrow", "4", "1932"), ("Dunhallow", "-1", "")])
     d.sections[0].header.paragraphs[0].text = "CONFIDENTIAL DRAFT HEADER"
-    d.add_heading("Gauge survey 1931", level=1)
-    d.add_paragraph("Ellery Vane surveyed the tide gauges of the Merrin Sound in the autumn of 1931.")
-    d.add_heading("Results", level=2)
-    d.add_paragraph("The Quarrow gauge read four centimetres high against the Saltmere benchmark.")
-    table = d.add_table(rows=3, cols=3)
-    for r, row in enumerate([("Gauge", "Error (cm)", "Fixed"), ("Quarrow", "4", "1932"), ("Dunhallow", "-1", "")]):
-        for k, value in enumerate(row):
-            table.cell(r, k).text = value
-    merged = table.cell(2, 1).merge(table.cell(2, 2))
-    merged.text = "within tolerance"
+    table = d.tables[0]
+    table.cell(2, 1).merge(table.cell(2, 2)).text = "within tolerance"
     d.add_heading("Recommendations", level=2)
     d.add_paragraph("Relevel the Quarrow staff every spring.")
     d.save(str(path))
     return path
 
 
-def slides_pptx(path: Path) -> Path:
+def slides_pptx(path: Path, slides=(("Quarrow in numbers", "Founded 1884; automated 1983."),
+                                    ("Keepers", "Ottoline Brask, Hamish Odell, Ellery Vane."))) -> Path:
+    """A deck of title-and-content slides: (title, body) each."""
     from pptx import Presentation
 
     deck = Presentation()
-    for title, body in (("Quarrow in numbers", "Founded 1884; automated 1983."),
-                        ("Keepers", "Ottoline Brask, Hamish Odell, Ellery Vane.")):
+    for title, body in slides:
         slide = deck.slides.add_slide(deck.slide_layouts[1])
         slide.shapes.title.text = title
         slide.placeholders[1].text = body

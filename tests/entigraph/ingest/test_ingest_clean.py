@@ -117,3 +117,27 @@ def test_locate():
     headed = Document("h", "t", text, meta={"sections": [{"start": 0, "end": 47, "heading": "Results"}]})
     assert locate(headed, 30, 40) == "§ Results"
     assert locate(Document("p", "t", text), 5) == ""
+
+
+class Box:
+    def __init__(self, name, x0, x1, y1, lines=1):
+        self.name, self.x0, self.x1, self.y1, self.y0 = name, x0, x1, y1, y1 - 12 * lines
+
+
+def test_reading_order_reads_columns_then_crosses_spanning_boxes():
+    from entigraph.ingest.pdf import reading_order
+
+    boxes = [Box("title", 60, 530, 800), Box("R1", 310, 530, 760, 10), Box("L1", 60, 280, 760, 10),
+             Box("figure caption", 60, 530, 600), Box("L2", 60, 280, 560, 8), Box("R2", 310, 530, 560, 8),
+             Box("L1b", 60, 200, 630)]  # a short last line of the left column, lower than R1's start
+    order = [b.name for b in reading_order(boxes, 0, 595)]
+    assert order == ["title", "L1", "L1b", "R1", "figure caption", "L2", "R2"]
+
+
+def test_reading_order_three_columns_and_single_column():
+    from entigraph.ingest.pdf import reading_order
+
+    three = [Box(f"c{c}r{r}", 40 + 180 * c, 200 + 180 * c, 800 - 100 * r, 7) for r in range(3) for c in range(3)]
+    assert [b.name for b in reading_order(three, 0, 595)] == [f"c{c}r{r}" for c in range(3) for r in range(3)]
+    ragged = [Box(f"p{i}", 60, 60 + (470 if i % 2 else 200), 800 - 40 * i, 2) for i in range(8)]
+    assert [b.name for b in reading_order(ragged, 0, 595)] == [f"p{i}" for i in range(8)]
