@@ -23,12 +23,11 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import numpy as np  # noqa: E402
+import numpy as np
 
-from entigraph.filters import SHINGLE_N, MinHasher, near_duplicates, shingle_hashes  # noqa: E402
-from entigraph.text import words  # noqa: E402
+from entigraph.filters import SHINGLE_N, MinHasher, near_duplicates, shingle_hashes
+from entigraph.text import words
 
 TEMPLATES = [
     "The text tells us that {a} was closely connected to {b}.",

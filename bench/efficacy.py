@@ -21,7 +21,6 @@ import json
 import os
 import platform
 import re
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,10 +29,9 @@ import numpy as np
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
-from entigraph.io import read_json, read_jsonl  # noqa: E402
-from entigraph.eval.stats import bootstrap_ci, mcnemar_exact, paired_bootstrap  # noqa: E402
+from entigraph.io import read_json, read_jsonl
+from entigraph.eval.stats import bootstrap_ci, mcnemar_exact, paired_bootstrap
 
 RUNS = ROOT / "runs"
 FK = ROOT.parent / "shared" / "data" / "fictional-knowledge" / "dev.json"

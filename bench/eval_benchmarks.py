@@ -17,24 +17,22 @@ import argparse
 import json
 import os
 import platform
-import sys
 import time
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
-import torch  # noqa: E402
-import transformers  # noqa: E402
+import torch
+import transformers
 
-from entigraph import artifacts  # noqa: E402
-from entigraph.config import RunConfig  # noqa: E402
-from entigraph.corpus import load_corpus  # noqa: E402
-from entigraph.io import write_jsonl  # noqa: E402
-from entigraph.records import to_dict  # noqa: E402
-from entigraph.eval import compare, report  # noqa: E402
+from entigraph import artifacts
+from entigraph.config import RunConfig
+from entigraph.corpus import load_corpus
+from entigraph.io import write_jsonl
+from entigraph.records import to_dict
+from entigraph.eval import compare, report
 
 DATA = ROOT.parent / "shared" / "data"
 SETS = {"quality": DATA / "quality-leval" / "dev.jsonl", "fictional": DATA / "fictional-knowledge" / "dev.json"}

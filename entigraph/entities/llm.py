@@ -173,19 +173,30 @@ def find_in_text(text: str, name: str, lo: int = 0, hi: int | None = None) -> tu
 
 def llm_candidates(docs: list[Document], passages: list[Passage], cfg: "RunConfig",
                    backend: "Backend", drops: Drops) -> tuple[list[Candidate], list[dict]]:
-    from ..backends.base import Request
-
+    """Ask the model for each chunk's entities (re-asking for replies that do not parse), then
+    locate every name in the text; a name found nowhere is dropped as hallucinated."""
     by_doc = defaultdict(list)
     for p in passages:
         by_doc[p.doc_id].append(p)
     work = [(d, span) for d in docs
             for span in llm_chunks(by_doc[d.doc_id], cfg.entities.llm_chunk_tokens, backend.count_tokens)]
+    parsed, errors = _ask(work, cfg, backend)
+    failures = [{"doc_id": work[k][0].doc_id, "start": work[k][1][0], "end": work[k][1][1],
+                 "attempts": 1 + cfg.entities.llm_retries, "error": err} for k, err in errors.items()]
+    out = [c for k, names in parsed.items() for c in _locate(work[k][0], *work[k][1], names, drops)]
+    return out, failures
+
+
+def _ask(work: list[tuple[Document, tuple[int, int]]], cfg: "RunConfig",
+         backend: "Backend") -> tuple[dict[int, list[tuple[str, str]]], dict[int, str]]:
+    """(parsed names per chunk, last error per chunk that never parsed)."""
+    from ..backends.base import Request
+
     sampling = dataclasses.replace(cfg.backend.sampling, max_new_tokens=cfg.entities.llm_max_new_tokens)
     parsed: dict[int, list[tuple[str, str]]] = {}
     errors: dict[int, str] = {}
-    pending = list(range(len(work)))
-    bs = max(1, cfg.backend.batch_size)
-    for attempt in range(1 + max(0, cfg.entities.llm_retries)):
+    pending, bs = list(range(len(work))), cfg.backend.batch_size
+    for attempt in range(1 + cfg.entities.llm_retries):
         if not pending:
             break
         gens = []
@@ -206,35 +217,36 @@ def llm_candidates(docs: list[Document], passages: list[Passage], cfg: "RunConfi
             else:
                 try:
                     parsed[k] = parse_llm_entities(gen.text)
+                    errors.pop(k, None)
                     continue
                 except ValueError as e:
                     errors[k] = f"{e}; answer began {gen.text[:80]!r}"
             still.append(k)
         pending = still
-    failures = [{"doc_id": work[k][0].doc_id, "start": work[k][1][0], "end": work[k][1][1],
-                 "attempts": 1 + max(0, cfg.entities.llm_retries), "error": errors[k]} for k in pending]
+    return parsed, {k: errors[k] for k in pending}
 
+
+def _locate(doc: Document, s: int, e: int, names: list[tuple[str, str]], drops: Drops) -> list[Candidate]:
+    """Candidates for the names the model gave for doc.text[s:e], with their offsets."""
     out: list[Candidate] = []
-    for k, names in parsed.items():
-        doc, (s, e) = work[k]
-        for name, kind in names:
-            name = norm_space(name.strip(_TRIM))
-            if not name or len(name.split()) > 8:
-                drops.add("llm: empty or too long", name)
-                continue
-            if name.lower() in PRONOUNS or name.lower() in GENERIC_NOUNS:
-                drops.add("llm: pronoun or generic noun", name)
-                continue
-            # the chunk first (the mention the model saw), then anywhere in the document
-            span = find_in_text(doc.text, name, s, e) or find_in_text(doc.text, name)
-            span = span and clean_span(doc.text, *span)
-            if not span:
-                drops.add("llm: hallucinated (not in the document)", name)
-                continue
-            surface = doc.text[span[0]:span[1]]
-            label = LLM_TYPES.get(kind, "")
-            if not label:
-                label = MISC if all(w[:1].isupper() for w in surface.split()) else CONCEPT
-            out.append(Candidate(doc.doc_id, span[0], span[1], surface, label, "llm",
-                                 common=label == CONCEPT and surface.split()[-1].islower()))
-    return out, failures
+    for name, kind in names:
+        name = norm_space(name.strip(_TRIM))
+        if not name or len(name.split()) > 8:
+            drops.add("llm: empty or too long", name)
+            continue
+        if name.lower() in PRONOUNS or name.lower() in GENERIC_NOUNS:
+            drops.add("llm: pronoun or generic noun", name)
+            continue
+        # the chunk first (the mention the model saw), then anywhere in the document
+        span = find_in_text(doc.text, name, s, e) or find_in_text(doc.text, name)
+        span = span and clean_span(doc.text, *span)
+        if not span:
+            drops.add("llm: hallucinated (not in the document)", name)
+            continue
+        surface = doc.text[span[0]:span[1]]
+        label = LLM_TYPES.get(kind, "")
+        if not label:
+            label = MISC if all(w[:1].isupper() for w in surface.split()) else CONCEPT
+        out.append(Candidate(doc.doc_id, span[0], span[1], surface, label, "llm",
+                             common=label == CONCEPT and surface.split()[-1].islower()))
+    return out

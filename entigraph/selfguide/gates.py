@@ -30,6 +30,16 @@ def dedup_key(text: str) -> str:
     return " ".join(text.split())
 
 
+def _reason(text: str, terms: list[str], bounds: tuple[float, float], side: str) -> str | None:
+    """empty, noise term, or length outside the seed examples' bounds (in that order), or None."""
+    if not text.strip():
+        return f"empty_{side}"
+    found = noise_found(text, terms)
+    if found:
+        return f"noise_{side}:{found[0]!r}"
+    return None if bounds[0] <= word_count(text) <= bounds[1] else f"length_{side}"
+
+
 class InputFilter:
     """Stateful: remembers kept inputs, so the second copy of an input is the duplicate."""
 
@@ -40,18 +50,12 @@ class InputFilter:
 
     def reason(self, text: str) -> str | None:
         """Why `text` is dropped, or None (and then it counts as seen)."""
-        if not text.strip():
-            return "empty_input"
-        if dedup_key(text) in self.seen:
+        if text.strip() and dedup_key(text) in self.seen:
             return "duplicate"
-        found = noise_found(text, self.terms)
-        if found:
-            return f"noise_input:{found[0]!r}"
-        lo, hi = self.bounds
-        if not lo <= word_count(text) <= hi:
-            return "length_input"
-        self.seen.add(dedup_key(text))
-        return None
+        why = _reason(text, self.terms, self.bounds, "input")
+        if why is None:
+            self.seen.add(dedup_key(text))
+        return why
 
 
 class OutputFilter:
@@ -61,17 +65,7 @@ class OutputFilter:
         self.bounds = length_bounds([word_count(e["output"]) for e in task.examples], cfg.length_sigma, ddof=1)
 
     def reason(self, text: str) -> str | None:
-        if not self.active:
-            return None
-        if not text.strip():
-            return "empty_output"
-        found = noise_found(text, self.terms)
-        if found:
-            return f"noise_output:{found[0]!r}"
-        lo, hi = self.bounds
-        if not lo <= word_count(text) <= hi:
-            return "length_output"
-        return None
+        return _reason(text, self.terms, self.bounds, "output") if self.active else None
 
 
 def balance(rows: list[dict], seed: int) -> tuple[list[dict], list[dict]]:

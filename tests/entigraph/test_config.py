@@ -62,3 +62,59 @@ def test_shipped_configs_are_valid():
             assert load_selfguide(path).name
         else:
             assert isinstance(load_config(path), RunConfig)
+
+
+@pytest.mark.parametrize("old,new", sorted(__import__("entigraph.config", fromlist=["MOVED"]).MOVED.items()))
+def test_every_moved_key_names_its_new_place(tmp_path, old, new):
+    section, key = old.split(".")
+    value = "{temperature: 0.5}" if key == "sampling" else "{}" if key in ("openai", "vllm") else "x"
+    with pytest.raises(ConfigError, match=rf"^{old} moved to {new}$"):
+        load_config(write(tmp_path, f"{section}:\n  {key}: {value}\n"))
+    with pytest.raises(ConfigError, match=rf"^{old} moved to {new}$"):
+        load_config(None, [f"{old}={value}"])
+
+
+def test_selfguide_moved_keys_name_their_new_place():
+    from entigraph.selfguide.settings import load_config as load_selfguide
+
+    with pytest.raises(ConfigError, match="^backend moved to backend.kind$"):
+        load_selfguide(None, ["backend=hf", "val_tasks=[a]"])
+    with pytest.raises(ConfigError, match="^model moved to backend.model$"):
+        load_selfguide(None, ["model=x", "val_tasks=[a]"])
+    assert load_selfguide(None, ["backend.kind=openai", "val_tasks=[a]"]).backend.kind == "openai"
+
+
+@pytest.mark.parametrize("override,message", [
+    ("synthesis.max_passages=-1", "synthesis.max_passages must be >= 1, got -1"),
+    ("synthesis.max_passages=0", "synthesis.max_passages must be >= 1, got 0"),
+    ("train.epochs=0", "train.epochs must be > 0"),
+    ("train.lr=-1", "train.lr must be > 0"),
+    ("filter.near_dup_threshold=1.5", "filter.near_dup_threshold must be <= 1"),
+    ("backend.sampling.top_p=0", "backend.sampling.top_p must be > 0"),
+    ("filter.max_top_ngram_share=[0.2, 2, 0.1]", r"filter.max_top_ngram_share\[1\] must be <= 1"),
+    ("train.lr=nan", "train.lr: expected a finite number"),
+    ("eval.num_options=1", "eval.num_options must be >= 2"),
+    ("name=../../escape", "not a valid run name"),
+    ("name=/abs", "not a valid run name"),
+    ("name=''", "not a valid run name"),
+    ("name=", "name: expected a string, got None"),
+    ("synthesis.modes=[pair, poem]", r"synthesis.modes\[1\]: 'poem' is not one of summary, pair, triple, rephrase"),
+])
+def test_values_are_range_checked_at_load(override, message):
+    with pytest.raises(ConfigError, match=message) as err:
+        load_config(None, [override])
+    assert "\n" not in str(err.value)
+
+
+def test_yaml_errors_name_the_line_and_column(tmp_path):
+    with pytest.raises(ConfigError, match=r"c.yaml:4:9: not valid YAML \(expected ',' or ']'"):
+        load_config(write(tmp_path, "name: x\ntrain:\n  lr: [1e-4\n  epochs: 2\n"))
+
+
+def test_settings_help_is_generated_from_the_declarations():
+    from entigraph.config import describe
+
+    lines = describe()
+    assert "backend.kind: hf | vllm | openai = 'hf'" in lines
+    assert any(line.startswith("synthesis.max_passages: int in [1, inf) or null = 64  # budget") for line in lines)
+    assert any(line.startswith("train.replay.fraction: float in [0, 1) = 0.1") for line in lines)

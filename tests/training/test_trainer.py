@@ -129,9 +129,9 @@ def test_partial_and_stale_checkpoints_are_not_resumed(tmp_path):
 def test_deepspeed_config_follows_the_hardware(monkeypatch):
     path = deepspeed_env.resolve_config("zero2_bf16")
     assert path == deepspeed_env.resolve_config("configs/deepspeed/zero2_bf16.json")
-    assert deepspeed_env.load_config(path, bf16=False)["bf16"]["enabled"] is False
-    assert deepspeed_env.load_config(path, bf16=True)["bf16"]["enabled"] is True
-    offload = deepspeed_env.load_config(deepspeed_env.resolve_config("zero3_offload"), bf16=True)
+    assert deepspeed_env.read_deepspeed_config(path, bf16=False)["bf16"]["enabled"] is False
+    assert deepspeed_env.read_deepspeed_config(path, bf16=True)["bf16"]["enabled"] is True
+    offload = deepspeed_env.read_deepspeed_config(deepspeed_env.resolve_config("zero3_offload"), bf16=True)
     assert "optimizer" in offload  # DeepSpeedCPUAdam is the point of offloading
     with pytest.raises(ConfigError, match="zero0"):
         deepspeed_env.resolve_config("zero9")
