@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import importlib.util
 import json
 import os
 import platform
@@ -35,8 +36,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 QUALITY = ROOT.parent / "shared" / "data" / "quality-leval" / "dev.jsonl"
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "tests" / "entigraph" / "ingest"))
+BUILDERS = ROOT / "tests" / "entigraph" / "ingest" / "ingest_files.py"  # the tests' file builders
 
 LINES_PER_COLUMN = 48
 LIBRARIES = ("pdfminer.six", "trafilatura", "lxml", "python-docx", "python-pptx", "datasketch", "reportlab")
@@ -81,7 +81,9 @@ def sections_of(paragraphs: list[str], every: int = 5) -> list[tuple[str, list[s
 
 def build(tmp: Path) -> dict[str, list[str]]:
     """Files for each measured set, and the truth the comparison scores against."""
-    import ingest_files as make
+    spec = importlib.util.spec_from_file_location("ingest_files", BUILDERS)
+    make = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(make)
 
     sets: dict[str, list[str]] = {name: [] for name in ("pdf-two-column", "html-articles", "docx", "pptx")}
     truth, html_words = [], []
