@@ -16,8 +16,10 @@ from .base import Extracted, FileSkipped, TextBuilder, binary_reason, first_line
 FURNITURE = ("script", "style", "noscript", "nav", "footer", "aside", "form", "button", "template")
 _BANNER = " or ".join(f"contains(translate(@{a}, 'ABCDEFGHIJKLMNOPQRSTUVWXYZ', 'abcdefghijklmnopqrstuvwxyz'), '{w}')"
                       for a in ("id", "class") for w in ("cookie", "consent", "gdpr"))
-FURNITURE_XPATH = " | ".join([f"//{tag}" for tag in FURNITURE] + [f"//*[{_BANNER}]",
-                              "//header[not(ancestor::article or ancestor::main)]"])
+# (sites mark <body> "cookie-consent-pending" too: containers of the page itself are never banners)
+FURNITURE_XPATH = " | ".join([f"//{tag}" for tag in FURNITURE] + [
+    f"//*[not(self::html or self::body or self::main or self::article)][{_BANNER}]",
+    "//header[not(ancestor::article or ancestor::main)]"])
 
 
 def _text(el: Any) -> str:

@@ -7,7 +7,6 @@ across a page break, and a compound ("well-known") broken at its own hyphen.
 
 from __future__ import annotations
 
-import io
 import random
 from pathlib import Path
 
@@ -50,7 +49,7 @@ def article_html(title: str, sections: list[tuple[str, list[str]]], site: str = 
 
     body = "".join(f"<h2>{escape(h)}</h2>" * bool(h) + "".join(f"<p>{escape(p)}</p>" for p in ps) for h, ps in sections)
     title = escape(title)
-    return (f"<!DOCTYPE html><html><head><title>{title} | {site}</title></head><body>{FURNITURE_TOP}"
+    return (f"<!DOCTYPE html><html><head><title>{title} | {site}</title></head><body class='cookie-consent-pending'>{FURNITURE_TOP}"
             f"<main><article><h1>{title}</h1>{body}</article></main>{FURNITURE_BOTTOM}</body></html>")
 
 
