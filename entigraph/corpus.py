@@ -32,7 +32,6 @@ from .records import Document, Passage
 log = logging.getLogger(__name__)
 
 DEMO_CORPUS = Path(__file__).parent / "data" / "demo" / "demo.jsonl"
-TEXT_SUFFIXES = {".txt", ".md", ".markdown", ".rst"}
 SUFFIX_FORMATS = {".txt": "txt", ".rst": "txt", ".md": "md", ".markdown": "md", ".json": "fictional",
                   ".jsonl": "jsonl", ".pdf": "pdf", ".html": "html", ".htm": "html", ".xhtml": "html",
                   ".docx": "docx", ".pptx": "pptx"}
