@@ -105,7 +105,8 @@ def test_markdown_folder_sections_and_pptx_slides(corpus):
     assert at(notes, "Agatha Coombe") == "§ Staff"
     assert at(docs["storms.md"], "great storm of 1903") == "§ Storms of the Sound"
     slides = docs["talk.pptx"]
-    assert slides.text == "Quarrow in numbers\n\nFounded 1884; automated 1983.\n\nKeepers\n\nOttoline Brask, Hamish Odell, Ellery Vane."
+    assert slides.text == ("Quarrow in numbers\n\nFounded 1884; automated 1983.\n\n"
+                           "Keepers\n\nOttoline Brask, Hamish Odell, Ellery Vane.")
     assert at(slides, "automated 1983") == "slide 1" and at(slides, "Hamish Odell") == "slide 2"
     assert docs["utf16.txt"].text == "Quarrow ledger kept in UTF-16 by an old editor."
 
