@@ -91,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.verbose:
         _quiet_libraries()
     from .config import load_config
-    from .pipeline import run_all, run_stage, save_config
+    from .pipeline import run_all, run_lock, run_stage, save_config
 
     start = time.perf_counter()
     done: dict = {}
@@ -101,8 +101,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "run":
             run_all(cfg, start=args.start, force=args.force)
         else:
-            save_config(cfg)
-            run_stage(cfg, args.command, force=args.force)
+            with run_lock(cfg):
+                save_config(cfg)
+                run_stage(cfg, args.command, force=args.force)
 
     code = run_reporting_errors(work)
     if code == 0:

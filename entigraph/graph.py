@@ -16,6 +16,7 @@ from typing import Iterable
 import networkx as nx
 
 from .errors import InputError
+from .io import atomic_path
 from .records import Entity, Passage
 
 # list-valued attributes: JSON strings in GraphML (scalars only), lists in memory and in JSON
@@ -75,15 +76,10 @@ def _scalar_copy(g: nx.Graph) -> nx.Graph:
 
 def write_graph(g: nx.Graph, graphml: Path, json_path: Path) -> None:
     """GraphML (list attributes as JSON strings) and node-link JSON (lists as lists)."""
-    for path in (graphml, json_path):
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(graphml).with_suffix(".graphml.tmp")
-    nx.write_graphml(_scalar_copy(g), tmp)
-    tmp.replace(graphml)
-    data = nx.node_link_data(g, edges="edges")
-    tmp = Path(json_path).with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
-    tmp.replace(json_path)
+    with atomic_path(graphml) as tmp:
+        nx.write_graphml(_scalar_copy(g), tmp)
+    with atomic_path(json_path) as tmp:
+        tmp.write_text(json.dumps(nx.node_link_data(g, edges="edges"), ensure_ascii=False), encoding="utf-8")
 
 
 def load_graph(path: str | Path) -> nx.Graph:
@@ -140,7 +136,6 @@ def draw_top(g: nx.Graph, path: Path, top: int = 30, title: str = "") -> None:
             ax.scatter([], [], color=color[lab], label=lab)
         ax.legend(loc="lower left", fontsize=8, frameon=False)
     fig.tight_layout()
-    tmp = Path(path).with_suffix(".tmp.png")
-    fig.savefig(tmp)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png")
     plt.close(fig)
-    tmp.replace(path)

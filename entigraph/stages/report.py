@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ..config import RunConfig
+from ..io import atomic_path
 
 
 def run(cfg: RunConfig) -> dict:
@@ -10,9 +11,8 @@ def run(cfg: RunConfig) -> dict:
 
     page = render(cfg)
     path = cfg.out / "report.html"
-    tmp = path.with_suffix(".html.tmp")
-    tmp.write_text(page, encoding="utf-8")
-    tmp.replace(path)
+    with atomic_path(path) as tmp:
+        tmp.write_text(page, encoding="utf-8")
     missing = [name for name, rel in (("eval", "eval/results.json"), ("extract", "extract/summary.json"),
                                       ("synthesize", "synthesize/summary.json"), ("filter", "filter/report.json"),
                                       ("train", "train/loss.png")) if not (cfg.out / rel).is_file()]

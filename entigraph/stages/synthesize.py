@@ -13,36 +13,36 @@ from .. import artifacts
 from ..backends import run_backend
 from ..config import RunConfig
 from ..errors import EntigraphError
-from ..io import write_json
+from ..io import read_jsonl, write_json
 from ..synthesis.engine import Engine
 from ..synthesis.prompts import load_templates
 from ..synthesis.store import Store
 
 
 def run(cfg: RunConfig, progress: bool = True) -> dict[str, Any]:
-    """The synthesize stage (see the module docstring for what it writes)."""
-    from filelock import FileLock, Timeout
+    """The synthesize stage (see the module docstring for what it writes). A run in which every
+    request failed raises: it is not complete, and a rerun retries the failed requests."""
+    from ..pipeline import run_lock
 
     out = artifacts.stage_dir(cfg.out, "synthesize")
     out.mkdir(parents=True, exist_ok=True)
     documents, passages = artifacts.documents(cfg.out), artifacts.passages(cfg.out)
     entities, graph = artifacts.entities(cfg.out), artifacts.graph(cfg.out)
     templates = load_templates(cfg.synthesis.templates_dir, cfg.synthesis.modes)
-    lock = FileLock(str(out / "store.lock"))
-    try:  # two writers would both generate the same pending tasks
-        lock.acquire(timeout=0)
-    except Timeout:
-        raise EntigraphError(f"{out} is being written by another entigraph process") from None
-    backend = run_backend(cfg)
-    try:
-        with Store(out / "store.sqlite") as store:
-            summary = Engine(cfg, backend, documents, passages, entities, graph, templates).run(store, progress)
-            store.export_jsonl(out / "passages.jsonl")
-            store.export_jsonl(out / "failed.jsonl", status="failed")
-    finally:
-        backend.close()
-        lock.release()
+    with run_lock(cfg):  # two writers would both generate the same pending tasks
+        backend = run_backend(cfg)
+        try:
+            with Store(out / "store.sqlite") as store:
+                summary = Engine(cfg, backend, documents, passages, entities, graph, templates).run(store, progress)
+                store.export_jsonl(out / "passages.jsonl")
+                store.export_jsonl(out / "failed.jsonl", status="failed")
+        finally:
+            backend.close()
     write_json(out / "summary.json", summary)
+    if summary["passages"] == 0 and summary["failed"]:
+        first = next(read_jsonl(out / "failed.jsonl"), {}).get("error", "")
+        raise EntigraphError(f"synthesize: all {summary['failed']} requests failed (first: {first[:200]}); "
+                             f"see {out / 'failed.jsonl'}; rerun to retry them")
     return summary
 
 
