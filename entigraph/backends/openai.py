@@ -6,8 +6,9 @@ errors, 429 and 5xx answers and malformed bodies are retried with exponential ba
 honouring ``Retry-After``; other 4xx answers (a bad request, a wrong key) fail at once. A request
 that still fails comes back as ``finish_reason="error"`` with its reason: the run records it and
 goes on. The API key is read from the environment variable named by
-``backend.openai.api_key_env``, sent only in the Authorization header, and scrubbed from every
-error message, so it reaches neither the store nor a log.
+``backend.openai.api_key_env``, sent only in the Authorization header, and registered with
+``entigraph.secrets``: error text is masked before it is cut (a cut would keep part of the key),
+and every log record is masked, so no part of it reaches the store or a log.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 from ..errors import ConfigError
+from ..secrets import mask, register
 from .base import Generation, Request
 
 if TYPE_CHECKING:
@@ -63,7 +65,7 @@ class OpenAIBackend:
         if not model:
             raise ConfigError("backend.openai.model: name the model the server serves")
         self.model, self.max_retries, self.backoff_s = model, max_retries, backoff_s
-        self._key = api_key or ""
+        register(api_key)
         self._rng = random.Random(seed_jitter)
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self.client = httpx.Client(
@@ -86,9 +88,6 @@ class OpenAIBackend:
     def generate(self, requests: list[Request]) -> list[Generation]:
         return list(self.pool.map(self._one, requests))
 
-    def _scrub(self, text: str) -> str:
-        return text.replace(self._key, "***") if self._key else text
-
     def _one(self, req: Request) -> Generation:
         s = req.sampling
         payload: dict[str, Any] = {
@@ -107,14 +106,14 @@ class OpenAIBackend:
                 gen.seconds = time.perf_counter() - start
                 return gen
             except _Retry as e:
-                reason = self._scrub(str(e))
+                reason = mask(str(e))  # already masked where it was made; this guards any new reason
                 if attempt == self.max_retries:
                     break
                 wait = e.wait if e.wait is not None else self.backoff_s * 2 ** attempt * (0.5 + self._rng.random())
                 log.warning("request failed (%s); retry %d/%d in %.2f s", reason, attempt + 1, self.max_retries, wait)
                 time.sleep(min(wait, MAX_WAIT_S))
             except _Fatal as e:
-                reason = self._scrub(str(e))
+                reason = mask(str(e))
                 break
         return Generation("", 0, 0, "error", reason, time.perf_counter() - start)
 
@@ -124,11 +123,11 @@ class OpenAIBackend:
         except httpx.TimeoutException:
             raise _Retry("timeout") from None
         except httpx.TransportError as e:  # refused, reset, closed mid-response
-            raise _Retry(f"connection error: {type(e).__name__}: {e}") from None
+            raise _Retry(f"connection error: {type(e).__name__}: {mask(str(e))}") from None
         if r.status_code == 429 or r.status_code >= 500:
-            raise _Retry(f"HTTP {r.status_code}: {r.text[:200]}", retry_after(r.headers.get("retry-after")))
+            raise _Retry(f"HTTP {r.status_code}: {_clip(r.text, 200)}", retry_after(r.headers.get("retry-after")))
         if r.status_code != 200:
-            raise _Fatal(f"HTTP {r.status_code}: {r.text[:200]}")
+            raise _Fatal(f"HTTP {r.status_code}: {_clip(r.text, 200)}")
         try:
             body = r.json()
             choice = body["choices"][0]
@@ -136,7 +135,7 @@ class OpenAIBackend:
             if not isinstance(text, str):
                 raise TypeError("content is not a string")
         except (ValueError, KeyError, IndexError, TypeError) as e:
-            raise _Retry(f"malformed response: {type(e).__name__}: {str(e)[:100]}") from None
+            raise _Retry(f"malformed response: {type(e).__name__}: {_clip(str(e), 100)}") from None
         usage = body.get("usage") or {}
         return Generation(
             text.strip(), int(usage.get("prompt_tokens") or 0),
@@ -147,6 +146,11 @@ class OpenAIBackend:
     def close(self) -> None:
         self.pool.shutdown(wait=True)
         self.client.close()
+
+
+def _clip(text: str, limit: int) -> str:
+    """Server text for an error message: masked first, then cut, so no part of a key survives."""
+    return mask(text)[:limit]
 
 
 class _Fatal(Exception):

@@ -194,3 +194,72 @@ def test_synthesis_through_a_faulty_server(server, tmp_path, monkeypatch, caplog
     for path in (cfg.out / "synthesize").rglob("*"):
         if path.is_file():
             assert KEY.encode() not in path.read_bytes(), path
+
+
+# A key long enough that a cut through it leaves a prefix, and a server that echoes it across the
+# 200th character of its error body (and its last 12 characters earlier, as some APIs do).
+LONG_KEY = "sk-proj-Q7wZ4mXr2Lp9Vt6Nc3Hy8Bd5Kf1Gs0Ja"
+
+
+class StraddleHandler(Handler):
+    def send(self, code, body, headers=()):
+        if code == 500:
+            head = f"invalid key ending ...{LONG_KEY[-12:]}; "
+            body = (head + "x" * (200 - 16 - len(head)) + LONG_KEY).encode()
+            assert body.index(LONG_KEY.encode()) == 184  # 16 characters before the cut, the rest after
+        super().send(code, body, headers)
+
+
+@pytest.fixture
+def straddle_server():
+    srv = FaultServer()
+    srv.RequestHandlerClass = StraddleHandler
+    yield srv
+    srv.stop()
+
+
+def key_fragments(key=LONG_KEY, n=8):
+    return {key[i:i + n] for i in range(len(key) - n + 1)}
+
+
+def leaks(text):
+    return sorted(f for f in key_fragments() if f in text)
+
+
+def test_a_key_straddling_the_cut_leaves_no_fragment(straddle_server, caplog):
+    b = backend(straddle_server, api_key=LONG_KEY, max_retries=1)
+    with caplog.at_level(logging.WARNING):
+        [g] = b.generate([req("a fault=500* x")])
+    b.close()
+    assert leaks(g.error) == [] and leaks(caplog.text) == []
+    assert g.finish_reason == "error" and g.error.startswith("HTTP 500: invalid key ending ...***")
+    assert "request failed" in caplog.text
+
+
+def test_a_key_straddling_the_cut_reaches_no_file_of_a_synthesis_run(straddle_server, tmp_path, monkeypatch, caplog):
+    from entigraph.errors import EntigraphError
+    from entigraph.stages import synthesize as synthesis
+
+    monkeypatch.setenv("ENTIGRAPH_TEST_KEY", LONG_KEY)
+    cfg = tiny_config(tmp_path, "tiny", backend="openai", max_passages=4)
+    o = cfg.backend.openai
+    o.base_url, o.api_key_env, o.timeout_s, o.max_retries, o.backoff_s = (
+        straddle_server.url, "ENTIGRAPH_TEST_KEY", 1.0, 1, 0.01)
+    tmpl = tmp_path / "templates"
+    tmpl.mkdir()
+    for mode in ("pair", "triple"):
+        (tmpl / f"{mode}.txt").write_text(f"# version: 1\n[user]\n{{context}}\nfault=500* {{entity_1}} {mode}\n")
+    cfg.synthesis.templates_dir = str(tmpl)
+    cfg.synthesis.modes = ["pair", "triple"]
+    write_inputs(cfg)
+    message = ""
+    with caplog.at_level(logging.WARNING):
+        try:
+            synthesis.run(cfg, progress=False)
+        except EntigraphError as e:  # a run in which every request failed may say so
+            message = str(e)
+    assert leaks(message) == [] and leaks(caplog.text) == []
+    files = [p for p in tmp_path.rglob("*") if p.is_file()]
+    assert any(p.name == "failed.jsonl" for p in files)
+    for path in files:
+        assert leaks(path.read_bytes().decode("utf-8", "replace")) == [], path
