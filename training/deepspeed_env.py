@@ -18,6 +18,7 @@ import torch
 
 from entigraph.devices import pick_device
 from entigraph.errors import ConfigError
+from entigraph.locks import say, wait_for_batons
 from entigraph.models import cache_root
 
 REPO = Path(__file__).resolve().parents[1]
@@ -93,6 +94,8 @@ def single_process(cache_dir: str | None, cuda: bool) -> Iterator[None]:
     lives as long as the process (DeepSpeed caches its sub-groups, so a second one would break)."""
     # The shm comm op is JIT-built once (~45-110 s); keep it with the project's model cache.
     os.environ.setdefault("TORCH_EXTENSIONS_DIR", str(cache_root(cache_dir) / "torch_extensions"))
+    # A build killed midway leaves its lock, and torch would wait on it forever without a word.
+    wait_for_batons(Path(os.environ["TORCH_EXTENSIONS_DIR"]), echo=lambda line: say(f"[train] {line}"))
     if launched():
         yield
         return
