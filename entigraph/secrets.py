@@ -97,7 +97,7 @@ def mask_record(record: logging.LogRecord) -> None:
     handlers that read `args` still get them)."""
     try:
         message = record.getMessage()
-    except Exception:  # a broken format string: logging reports it when the record is handled
+    except Exception:  # a bad format string or str(arg): logging reports it when the record is handled
         return
     masked = mask(message)
     if masked != message:
