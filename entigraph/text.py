@@ -34,7 +34,7 @@ def trim_to_sentence(text: str) -> str:
     return text[:ends[-1].end()].rstrip() if ends else ""
 
 
-_CAP_TOKEN = re.compile(r"[A-Za-z][\w’'-]*")
+_TOKEN_GAP = re.compile(r"([A-Za-z][\w’'-]*)([^A-Za-z]*)")
 _TITLE = re.compile(r"\b(Mr|Mrs|Ms|Dr|St|Prof|Capt|Col|Gen|Lt|Sgt|Rev|Jr|Sr)\.")
 TITLES = frozenset("mr mrs ms dr st prof capt col gen lt sgt rev jr sr".split())  # lower case, as in _TITLE
 _SENTENCE_SPLIT = re.compile(r"(?<=[.!?])[\"'”’)\]]*\s+|\n+|:\s+")
@@ -54,17 +54,18 @@ def name_candidates(text: str) -> list[str]:
     text = _TITLE.sub(r"\1", text)  # "Dr. Sarah Johnson" is not two sentences
     for sentence in _SENTENCE_SPLIT.split(text):
         run: list[str] = []
-        prev_end = None
-        for i, m in enumerate(_CAP_TOKEN.finditer(sentence)):
-            tok = re.sub(r"['’]s$", "", m.group())
+        adjacent = False  # only whitespace between the previous word and this one
+        # (word, what follows it up to the next word) pairs: one C-level findall, no match objects
+        for i, (tok, gap) in enumerate(_TOKEN_GAP.findall(sentence)):
+            if tok.endswith(("'s", "’s")):
+                tok = tok[:-2]
             capital = tok[0].isupper() and tok.lower() not in _NOT_NAMES
-            adjacent = prev_end is not None and sentence[prev_end:m.start()].strip() == ""
             if run and not (capital and adjacent):
                 spans.append(run)
                 run = []
             if capital:
                 run.append(tok if i else "")  # "" marks the sentence-initial word, removed below
-            prev_end = m.end()
+            adjacent = not gap.strip()
         if run:
             spans.append(run)
     return [" ".join(t for t in span if t) for span in spans if any(span)]
@@ -92,7 +93,7 @@ def sentence_spans(text: str) -> list[tuple[int, int]]:
     cuts = [0]
     for m in _END_CANDIDATE.finditer(text):
         nxt = text[m.end():m.end() + 80].lstrip()
-        if nxt[:1].islower() or (m.group()[0] == "." and _NO_END_BEFORE.search(text, 0, m.start() + 1)):
+        if nxt[:1].islower() or (m.group()[0] == "." and _NO_END_BEFORE.search(text, max(0, m.start() - 8), m.start() + 1)):
             continue
         if _LIST_MARKER.fullmatch(text, text.rfind("\n", 0, m.start()) + 1, m.end()):  # "1. First item"
             continue
@@ -135,10 +136,12 @@ def drop_contained(names: list[str]) -> list[str]:
     return [n for k, n in keys.items() if not any(o != k and sets[k] < sets[o] for o in sets)]
 
 
-def sentence_names(sentence: str, lower_vocab: set[str] | None = None) -> list[str]:
-    """``name_candidates`` plus the sentence's opening name (``opening_name``)."""
+def sentence_names(sentence: str, lower_vocab: set[str] | None = None,
+                   candidates: list[str] | None = None) -> list[str]:
+    """``name_candidates`` (pass them when already computed) plus the opening name (``opening_name``)."""
     first = opening_name(sentence, lower_vocab)
-    return drop_contained(([first] if first else []) + name_candidates(sentence))
+    names = ([first] if first else []) + (name_candidates(sentence) if candidates is None else candidates)
+    return drop_contained(names) if len(names) > 1 else names
 
 
 def strip_list_marker(sentence: str) -> str:
@@ -152,11 +155,12 @@ def sentences(text: str) -> list[str]:
 
 
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
+_THOUSANDS = re.compile(r",(?=\d{3}\b)")
 
 
 def numbers(text: str) -> list[str]:
     """Numbers written in digits, thousands separators dropped ("6,000" -> "6000", "1990s" -> "1990")."""
-    return [re.sub(r",(?=\d{3}\b)", "", m.group()).rstrip(".,") for m in _NUMBER.finditer(text)]
+    return [_THOUSANDS.sub("", m.group()).rstrip(".,") for m in _NUMBER.finditer(text)]
 
 
 # Function words: they carry no fact, so support is measured on the other words.

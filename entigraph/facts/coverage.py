@@ -13,8 +13,8 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping
 
 from ..filters import invented_names
-from ..text import content_words, numbers, sentences, words
-from .support import Evidence, SupportGate, name_present
+from ..text import sentences, strip_list_marker
+from .support import Claim, Evidence, SupportGate, name_present
 from .units import SourceUnit, UnitIndex
 
 MIN_ANCHOR_SHARE = 0.75  # chosen on the tuning documents (docs/faithful.md)
@@ -29,7 +29,7 @@ class Coverage:
     def __init__(self, units: list[SourceUnit], vocab: set[str], *, k: int = 3,
                  min_anchor_share: float = MIN_ANCHOR_SHARE, min_content_share: float = MIN_CONTENT_SHARE,
                  forms: Mapping[str, frozenset[str]] | None = None, gate: SupportGate | None = None,
-                 max_postings: int = 1000):
+                 max_postings: int = 200):
         self.units = units
         self.vocab = vocab
         self.k = k
@@ -55,11 +55,10 @@ class Coverage:
             self._evidence[key] = Evidence.of("\n".join(t for d in docs for t in self.doc_text.get(d, ())))
         return self._evidence[key]
 
-    def restated(self, sentence: str, doc_ids: Iterable[str] | None = None) -> list[int]:
+    def restated(self, sentence: str | Claim, doc_ids: Iterable[str] | None = None) -> list[int]:
         """Positions of the units `sentence` restates."""
-        content = set(content_words(sentence))
-        vocab = set(words(sentence))
-        nums = set(numbers(sentence))
+        c = sentence if isinstance(sentence, Claim) else Claim.of(sentence)
+        content, vocab, nums = c.content, c.words, set(c.numbers)
         out = []
         for i in self.index.candidates(content, doc_ids):
             unit, ucontent = self.index.units[i], self.index.content[i]
@@ -84,10 +83,13 @@ class Coverage:
         out = []
         for m in (mode, ALL):
             self.stats[m]["passages"] += 1
-        candidates, invented = invented_names(text, self.vocab)
+        names = invented = 0
         for sentence in sentences(text):
-            hits = self.restated(sentence, doc_ids)
-            supported = self.gate.check(sentence, ev) is None
+            cands, inv = invented_names(strip_list_marker(sentence), self.vocab)
+            names, invented = names + len(cands), invented + len(inv)
+            claim = Claim.of(sentence, cands)
+            hits = self.restated(claim, doc_ids)
+            supported = self.gate.check(claim, ev) is None
             for m in (mode, ALL):
                 counts, stats = self.counts[m], self.stats[m]
                 for i in hits:
@@ -97,8 +99,8 @@ class Coverage:
                 stats["restating"] += bool(hits)
             out.append([self.units[i].unit_id for i in hits])
         for m in (mode, ALL):
-            self.stats[m]["names"] += len(candidates)
-            self.stats[m]["invented"] += len(invented)
+            self.stats[m]["names"] += names
+            self.stats[m]["invented"] += invented
         return out
 
     def unit_counts(self, mode: str = ALL) -> dict[str, int]:

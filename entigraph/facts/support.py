@@ -40,6 +40,24 @@ def name_present(name: str, vocab: frozenset[str] | set[str],
     return any(all(w in vocab for w in f.split() if w not in TITLES) for f in alternatives)
 
 
+@dataclass(frozen=True)
+class Claim:
+    """A sentence digested once (list marker dropped): what the support and restatement checks read."""
+
+    text: str
+    names: tuple[str, ...]
+    words: frozenset[str]
+    numbers: tuple[str, ...]
+    content: frozenset[str]
+
+    @classmethod
+    def of(cls, sentence: str, candidates: list[str] | None = None) -> "Claim":
+        """`candidates`: ``name_candidates`` of the list-marker-free sentence, when already known."""
+        s = strip_list_marker(sentence)
+        return cls(s, tuple(sentence_names(s, candidates=candidates)), frozenset(words(s)),
+                   tuple(dict.fromkeys(numbers(s))), frozenset(content_words(s)))
+
+
 @dataclass
 class Support:
     names: list[str]
@@ -53,18 +71,16 @@ class Support:
         return self.shared / self.total if self.total else 1.0
 
 
-def support(sentence: str, source: str | Evidence,
+def support(sentence: str | Claim, source: str | Evidence,
             forms: Mapping[str, frozenset[str]] | None = None) -> Support:
     """How far `source` supports `sentence` (forms: ``units.name_forms(entities)``)."""
     ev = source if isinstance(source, Evidence) else Evidence.of(source)
-    sentence = strip_list_marker(sentence)
-    names = sentence_names(sentence)
-    content = set(content_words(sentence))
+    c = sentence if isinstance(sentence, Claim) else Claim.of(sentence)
     return Support(
-        names=names,
-        absent_names=[n for n in names if not name_present(n, ev.words, forms)],
-        absent_numbers=[n for n in dict.fromkeys(numbers(sentence)) if n not in ev.numbers],
-        shared=len(content & ev.content), total=len(content))
+        names=list(c.names),
+        absent_names=[n for n in c.names if not name_present(n, ev.words, forms)],
+        absent_numbers=[n for n in c.numbers if n not in ev.numbers],
+        shared=len(c.content & ev.content), total=len(c.content))
 
 
 @dataclass
@@ -105,7 +121,7 @@ class SupportGate:
         self.min_kept_share = min_kept_share
         self.forms = forms
 
-    def check(self, sentence: str, source: str | Evidence, vocab: set[str] | None = None) -> str | None:
+    def check(self, sentence: str | Claim, source: str | Evidence, vocab: set[str] | None = None) -> str | None:
         """None when supported, else the reason (measured value and threshold)."""
         s = support(sentence, source, self.forms)
         if len(s.absent_names) > self.max_absent_names:

@@ -127,7 +127,7 @@ class UnitIndex:
     corpus), so a unit sharing only such words with the sentence is not a candidate.
     """
 
-    def __init__(self, units: list[SourceUnit], max_postings: int = 1000):
+    def __init__(self, units: list[SourceUnit], max_postings: int = 200):
         self.units = units
         self.max_postings = max_postings
         self.content = [frozenset(u.content) for u in units]

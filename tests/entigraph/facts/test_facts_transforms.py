@@ -71,3 +71,17 @@ def test_grounded_qa_pairs_end_with_the_sentence_that_states_the_answer(corpus, 
     assert p.text.startswith("Question: ") and p.text.endswith(
         ". Marit Ellery later sold the clock to the Harbour Board for 4,000 crowns.")
     assert p.meta["task"]["answer"] in ("Harbour Board", "4,000")
+
+
+def test_only_opening_person_pronouns_are_restored():
+    from entigraph.records import Document, Entity, Mention
+    text = "Anna Moll built Kettle Point. Its harbour is deep. The town honoured her with a statue. She left."
+    ents = [Entity("anna", "Anna Moll", "PERSON", mentions=[Mention("d", "d:p0", 0, 9, "Anna Moll")]),
+            Entity("kp", "Kettle Point", "GPE", mentions=[Mention("d", "d:p0", 16, 28, "Kettle Point")])]
+    units = source_units([Document("d", "", text)], ents)
+    restore = Restorer(units, ents)
+    assert [restore(u) for u in units[1:]] == [
+        "Its harbour is deep.",  # "it"/"its" too often point inside their own sentence
+        "The town honoured her with a statue.",  # not among the first three words
+        "She left.",  # the previous sentence names no person
+    ]
