@@ -65,7 +65,8 @@ Device = Literal["auto", "cpu", "cuda"]
 @dataclass
 class CorpusConfig:
     paths: list[str] = field(default_factory=list)  # files or folders; "demo" = the shipped demo corpus
-    format: Literal["auto", "txt", "md", "jsonl", "quality", "fictional"] = "auto"
+    # auto: by file suffix (and a jsonl file's fields); name one to force it
+    format: Literal["auto", "txt", "md", "jsonl", "quality", "fictional", "pdf", "html", "docx", "pptx"] = "auto"
     text_field: str = "text"  # for plain jsonl
     skip_docs: NonNegative = 0  # drop the first N documents (held-out splits: tuning vs reporting documents)
     limit_docs: Positive | None = None  # first N documents only (dev runs), counted after skip_docs

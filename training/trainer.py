@@ -31,6 +31,7 @@ import numpy as np
 from entigraph import artifacts
 from entigraph.config import RunConfig
 from entigraph.io import read_json, write_json
+from entigraph.locks import file_lock
 from entigraph.models import resolve_lm
 
 from . import deepspeed_env
@@ -219,7 +220,6 @@ def train(cfg: RunConfig, callbacks: list | None = None):
 
 def _setup(cfg: RunConfig, out: Path) -> dict[str, Any]:
     """Hardware, DeepSpeed config, tokenizer, packed data and the checkpoint to resume from."""
-    from filelock import FileLock
     from transformers import AutoTokenizer
 
     t = cfg.train
@@ -233,7 +233,7 @@ def _setup(cfg: RunConfig, out: Path) -> dict[str, Any]:
     global_batch = t.micro_batch_size * t.grad_accum * deepspeed_env.world_size()
     # Every rank passes here; the first packs the data (and self-synthesises replay), the others
     # then load what it stored.
-    with FileLock(str(out / ".data.lock")):
+    with file_lock(out / ".data.lock"):  # a wait names the rank that holds it
         replay, replay_info = replay_texts(cfg, out / "data", tokenizer, _model_loader(model_path, cuda))
         data = build(cfg, tokenizer, replay, global_batch, out / "data")
         resume = prepare_checkpoints(out / "checkpoints", run_key(cfg, data, model_path, ds_config, bf16))

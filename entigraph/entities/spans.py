@@ -83,7 +83,8 @@ class Drops:
         self.reasons[reason][" ".join(surface.split())[:80]] += n
 
     def summary(self, examples: int = 10) -> dict[str, dict]:
-        return {r: {"count": sum(c.values()), "examples": [s for s, _ in c.most_common(examples)]}
+        # ties by name: insertion order follows set iteration, which differs between processes
+        return {r: {"count": sum(c.values()), "examples": sorted(c, key=lambda s: (-c[s], s))[:examples]}
                 for r, c in sorted(self.reasons.items())}
 
 

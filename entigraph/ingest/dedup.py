@@ -9,15 +9,12 @@ MinHash LSH only proposes candidates; the exact Jaccard of the shingle sets deci
 
 from __future__ import annotations
 
-import hashlib
 import re
 import unicodedata
-import zlib
 
-import numpy as np
+from ..filters import near_duplicates
 
 NEAR_DUP_THRESHOLD = 0.8
-SHINGLE = 5  # words
 NUM_PERM = 128
 _WORD = re.compile(r"\w+")
 
@@ -27,46 +24,16 @@ def normal_words(text: str) -> list[str]:
     return _WORD.findall(unicodedata.normalize("NFKC", text).casefold())
 
 
-def shingles(tokens: list[str]) -> np.ndarray:
-    """Sorted unique crc32 hashes of the word shingles (the whole text when it is shorter)."""
-    grams = {" ".join(tokens[i:i + SHINGLE]) for i in range(max(1, len(tokens) - SHINGLE + 1))}
-    return np.unique(np.fromiter((zlib.crc32(g.encode()) for g in grams), dtype=np.uint32, count=len(grams)))
-
-
-def _jaccard(a: np.ndarray, b: np.ndarray) -> float:
-    inter = len(np.intersect1d(a, b, assume_unique=True))
-    return inter / (len(a) + len(b) - inter) if len(a) + len(b) else 1.0
-
-
 def find_duplicates(texts: list[str], threshold: float = NEAR_DUP_THRESHOLD) -> list[tuple[int, str, float] | None]:
     """For each text in order: None when it is kept, else (index of the earlier kept text it
-    repeats, "exact" | "near", Jaccard similarity)."""
-    from datasketch import MinHash, MinHashLSH
-
-    lsh = MinHashLSH(threshold=max(0.05, threshold - 0.1), num_perm=NUM_PERM)
-    seen: dict[str, int] = {}
-    kept: dict[int, np.ndarray] = {}
-    out: list[tuple[int, str, float] | None] = []
-    for i, text in enumerate(texts):
-        tokens = normal_words(text)
-        if not tokens:  # nothing to compare (an empty jsonl row)
-            out.append(None)
-            continue
-        digest = hashlib.sha1(" ".join(tokens).encode()).hexdigest()
-        if digest in seen:
-            out.append((seen[digest], "exact", 1.0))
-            continue
-        seen[digest] = i
-        hashes = shingles(tokens)
-        signature = MinHash(num_perm=NUM_PERM, seed=1)
-        signature.update_batch([h.tobytes() for h in hashes])
-        best: tuple[int, str, float] | None = None
-        for j in sorted(lsh.query(signature)):
-            similarity = _jaccard(hashes, kept[j])
-            if similarity >= threshold and (best is None or similarity > best[2]):
-                best = (j, "near", round(similarity, 3))
-        if best is None:
-            lsh.insert(i, signature, check_duplication=False)
-            kept[i] = hashes
-        out.append(best)
+    repeats, "exact" | "near", Jaccard similarity). The synthetic-passage near-dup filter's
+    MinHash LSH (entigraph/filters.py) runs on the normalised words; texts with no words are kept."""
+    norm = [" ".join(normal_words(t)) for t in texts]
+    present = [i for i, t in enumerate(norm) if t]
+    hits = near_duplicates([norm[i] for i in present], threshold, NUM_PERM)
+    out: list[tuple[int, str, float] | None] = [None] * len(texts)
+    for i, hit in zip(present, hits):
+        if hit is not None:
+            j = present[hit[0]]
+            out[i] = (j, "exact" if norm[j] == norm[i] else "near", round(hit[1], 3))
     return out

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from .. import artifacts
 from ..config import RunConfig
-from ..corpus import load_corpus, split_passages
+from ..corpus import load_corpus_report, split_passages
 from ..graph import build_graph, draw_top, load_graph, write_graph
 from ..io import write_json, write_jsonl
 from ..records import to_dict
@@ -34,8 +34,10 @@ def run(cfg: RunConfig, backend: "Backend | None" = None) -> dict:
     start = time.perf_counter()
     out = artifacts.stage_dir(cfg.out, "extract")
     out.mkdir(parents=True, exist_ok=True)
-    docs = load_corpus(cfg.corpus.paths, cfg.corpus.format, cfg.corpus.text_field, cfg.corpus.limit_docs,
-                       cfg.corpus.skip_docs)
+    docs, corpus = load_corpus_report(cfg.corpus.paths, cfg.corpus.format, cfg.corpus.text_field,
+                                      cfg.corpus.limit_docs, cfg.corpus.skip_docs)
+    for note in corpus.notes():  # skipped files and duplicates: printed now, recorded in summary.json
+        print(f"[extract] {note}")
     passages = [p for d in docs for p in split_passages(d, cfg.corpus.passage_words, cfg.corpus.passage_overlap)]
 
     own_backend = None
@@ -65,6 +67,7 @@ def run(cfg: RunConfig, backend: "Backend | None" = None) -> dict:
     words = sum(len(d.text.split()) for d in docs)
     seconds = time.perf_counter() - start
     summary = {
+        "corpus": corpus.to_dict(),
         "extractor": cfg.entities.extractor,
         "documents": len(docs),
         "passages": len(passages),
@@ -87,7 +90,10 @@ def run(cfg: RunConfig, backend: "Backend | None" = None) -> dict:
 
 
 def summary_lines(summary: dict) -> list[str]:
+    corpus = summary.get("corpus") or {}
     lines = [
+        f"{len(corpus.get('read', []))} files read, {len(corpus.get('skipped', []))} skipped, "
+        f"{len(corpus.get('duplicates', []))} duplicate documents loaded once, {corpus.get('pages', 0)} pages",
         f"{summary.get('documents', 0)} documents, {summary.get('passages', 0)} passages, "
         f"{summary.get('words', 0):,} words",
         f"{summary.get('entities', 0)} entities ({summary.get('entities_per_doc', 0)} per document, "

@@ -14,6 +14,7 @@ from ..backends import run_backend
 from ..config import RunConfig
 from ..errors import EntigraphError
 from ..io import read_jsonl, write_json
+from ..secrets import mask
 from ..synthesis.engine import Engine
 from ..synthesis.prompts import load_templates
 from ..synthesis.store import Store
@@ -41,7 +42,7 @@ def run(cfg: RunConfig, progress: bool = True) -> dict[str, Any]:
     write_json(out / "summary.json", summary)
     if summary["passages"] == 0 and summary["failed"]:
         first = next(read_jsonl(out / "failed.jsonl"), {}).get("error", "")
-        raise EntigraphError(f"synthesize: all {summary['failed']} requests failed (first: {first[:200]}); "
+        raise EntigraphError(f"synthesize: all {summary['failed']} requests failed (first: {mask(first)[:200]}); "
                              f"see {out / 'failed.jsonl'}; rerun to retry them")
     return summary
 

@@ -55,11 +55,17 @@ def test_empty_no_entity_and_cp1252_documents(tmp_path):
         "Café Müller\n\nRenée Dubois opened the Café Müller in Zürich. Renée Dubois served crêpes; "
         "the café was Renée’s pride.".encode("cp1252"))
     cfg = cfg_for(tmp_path, [str(folder)], "entities.noun_phrases=false")
+    (folder / "noise.bin.txt").write_bytes(bytes(range(256)) * 8)  # random bytes named .txt
+    (folder / "notes.xyz").write_text("an unknown type")
     summary = extract.run(cfg)
-    assert summary["documents"] == 3
+    assert summary["documents"] == 2  # the empty file is skipped, with its reason recorded
     docs = {d.source.rsplit("/", 1)[-1]: d for d in artifacts.documents(cfg.out)}
     assert "Renée Dubois" in docs["latin.txt"].text and docs["latin.txt"].meta["encoding"] == "cp1252"
-    assert docs["empty.txt"].text == ""
+    assert "empty.txt" not in docs and "noise.bin.txt" not in docs
+    skipped = {s["file"].rsplit("/", 1)[-1]: s["reason"] for s in summary["corpus"]["skipped"]}
+    assert set(skipped) == {"empty.txt", "noise.bin.txt", "notes.xyz"}
+    assert "empty" in skipped["empty.txt"] and "binary" in skipped["noise.bin.txt"]
+    assert any("3 skipped" in line for line in extract.summary_lines(summary))
     ents = artifacts.entities(cfg.out)
     assert any(e.name == "Renée Dubois" for e in ents)
     assert all(m.doc_id == docs["latin.txt"].doc_id for e in ents for m in e.mentions)
