@@ -37,8 +37,14 @@ sys.path.insert(0, str(ROOT))
 import entigraph.text as T  # noqa: E402
 from entigraph.facts.coverage import MIN_ANCHOR_SHARE, MIN_CONTENT_SHARE, Coverage  # noqa: E402
 from entigraph.facts.support import MIN_SHARE, Evidence, SupportGate  # noqa: E402
-from entigraph.facts.transforms import (Restorer, by_document, entity_profile, grounded_qa,  # noqa: E402
-                                        mine_reading_tasks, permute)
+from entigraph.facts.transforms import (  # noqa: E402
+    Restorer,
+    by_document,
+    entity_profile,
+    grounded_qa,
+    mine_reading_tasks,
+    permute,
+)
 from entigraph.facts.units import name_forms, source_units  # noqa: E402
 from entigraph.records import Document, Entity, from_dict  # noqa: E402
 
@@ -305,7 +311,7 @@ def speed(n: int) -> dict:
     scaling = run_passages(units, vocab, n, checkpoints)
     # corpus size: ten copies of every document, each with its own names ("Zaronix" -> "Zaronixc"),
     # so names stay rare and common words get ten times the postings
-    big = [Document(f"{d.doc_id}-{c}", "", re.sub(r"\b([A-Z][a-z]+)", lambda m: m.group(1) + "abcdefghij"[c], d.text))
+    big = [Document(f"{d.doc_id}-{c}", "", re.sub(r"\b([A-Z][a-z]+)", rf"\1{'abcdefghij'[c]}", d.text))
            for c in range(10) for d in docs]
     big_units = source_units(big, [])
     corpus = {}
@@ -330,15 +336,12 @@ def main() -> None:
     ap.add_argument("--passages", type=int, default=100_000)
     args = ap.parse_args()
     out = json.loads(OUT.read_text()) if OUT.is_file() else {"benchmark": "synth-support", "results": {}}
-    load_start = os.getloadavg()
-    if args.part in ("tune", "all"):
-        out["results"]["tune"] = tune()
-    if args.part in ("modes", "all"):
-        out["results"]["modes"] = modes()
-    if args.part in ("speed", "all"):
-        out["results"]["speed"] = speed(args.passages)
-    out.update({"machine": {"platform": platform.platform(), "python": platform.python_version(), "cpus": os.cpu_count()},
-                "loadavg_start": load_start, "loadavg_end": os.getloadavg()})
+    parts = {"tune": tune, "modes": modes, "speed": lambda: speed(args.passages)}
+    for name, part in parts.items():
+        if args.part in (name, "all"):
+            load_start = os.getloadavg()
+            out["results"][name] = {**part(), "loadavg_start": load_start, "loadavg_end": os.getloadavg()}
+    out["machine"] = {"platform": platform.platform(), "python": platform.python_version(), "cpus": os.cpu_count()}
     OUT.parent.mkdir(exist_ok=True)
     OUT.write_text(json.dumps(out, indent=1) + "\n")
     print(f"wrote {OUT}")

@@ -5,6 +5,7 @@ Everything here is plain regex work on strings: no models, cheap enough for ever
 
 from __future__ import annotations
 
+import itertools
 import re
 
 _WORD = re.compile(r"\w+")
@@ -101,7 +102,7 @@ def sentence_spans(text: str) -> list[tuple[int, int]]:
     cuts += [m.start() for m in re.finditer(r"\n", text)]
     cuts = sorted(set(cuts)) + [len(text)]
     spans = []
-    for a, b in zip(cuts, cuts[1:]):
+    for a, b in itertools.pairwise(cuts):
         chunk = text[a:b]
         lead = len(chunk) - len(chunk.lstrip())
         trail = len(chunk.rstrip())

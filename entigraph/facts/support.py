@@ -12,7 +12,15 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from ..text import TITLES, content_words, numbers, sentence_names, sentence_spans, strip_list_marker, words
+from ..text import (
+    TITLES,
+    content_words,
+    numbers,
+    sentence_names,
+    sentence_spans,
+    strip_list_marker,
+    words,
+)
 from .units import name_key
 
 MIN_SHARE = 0.6  # chosen on the tuning documents (docs/faithful.md)
@@ -27,7 +35,7 @@ class Evidence:
     content: frozenset[str]
 
     @classmethod
-    def of(cls, text: str) -> "Evidence":
+    def of(cls, text: str) -> Evidence:
         return cls(frozenset(words(text)), frozenset(numbers(text)), frozenset(content_words(text)))
 
 
@@ -51,7 +59,7 @@ class Claim:
     content: frozenset[str]
 
     @classmethod
-    def of(cls, sentence: str, candidates: list[str] | None = None) -> "Claim":
+    def of(cls, sentence: str, candidates: list[str] | None = None) -> Claim:
         """`candidates`: ``name_candidates`` of the list-marker-free sentence, when already known."""
         s = strip_list_marker(sentence)
         return cls(s, tuple(sentence_names(s, candidates=candidates)), frozenset(words(s)),

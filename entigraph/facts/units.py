@@ -16,7 +16,14 @@ from typing import Any
 
 from ..filters import EntityIndex
 from ..records import Document, Entity, from_dict
-from ..text import content_words, drop_contained, numbers, sentence_names, sentence_spans, words
+from ..text import (
+    content_words,
+    drop_contained,
+    numbers,
+    sentence_names,
+    sentence_spans,
+    words,
+)
 
 CONCEPT = "CONCEPT"  # the extractor's label for common-noun concepts (entities.spans.CONCEPT)
 
@@ -45,7 +52,7 @@ class SourceUnit:
     mentions: list[UnitMention] = field(default_factory=list)
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> "SourceUnit":
+    def from_json(cls, data: dict[str, Any]) -> SourceUnit:
         unit = from_dict(cls, data)
         unit.mentions = [m if isinstance(m, UnitMention) else from_dict(UnitMention, m) for m in unit.mentions]
         return unit

@@ -1,4 +1,10 @@
-from entigraph.text import content_words, numbers, sentence_spans, sentences, strip_list_marker
+from entigraph.text import (
+    content_words,
+    numbers,
+    sentence_spans,
+    sentences,
+    strip_list_marker,
+)
 
 
 def test_sentence_spans_are_offsets_of_trimmed_sentences():

@@ -1,7 +1,15 @@
 import pytest
 
-from entigraph.facts.transforms import (Restorer, by_document, entity_profile, grounded_qa, mine_reading_tasks,
-                                        permute, profile_units, reading_tasks)
+from entigraph.facts.transforms import (
+    Restorer,
+    by_document,
+    entity_profile,
+    grounded_qa,
+    mine_reading_tasks,
+    permute,
+    profile_units,
+    reading_tasks,
+)
 from entigraph.facts.units import source_units
 
 
@@ -45,7 +53,7 @@ def test_pronoun_with_two_candidates_is_left_alone(corpus, units):
 
 
 def test_reading_tasks_answer_with_spans_of_the_source(corpus, units):
-    docs, entities = corpus
+    docs, _ = corpus
     text = {d.doc_id: d.text for d in docs}
     tasks = reading_tasks(units[0])
     assert {(t.kind, t.question, t.answer) for t in tasks} >= {
