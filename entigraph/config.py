@@ -274,6 +274,9 @@ class RunConfig:
     run_dir: str = "runs"
     seed: NonNegative = 0
     device: Device = "auto"
+    # reuse a stage folder from {run_dir}/.stage-cache when another run finished the same stage with
+    # the same settings and inputs (hard links, no copies); `entigraph study` turns it on
+    stage_cache: bool = False
     corpus: CorpusConfig = field(default_factory=CorpusConfig)
     models: ModelsConfig = field(default_factory=ModelsConfig)
     backend: BackendConfig = field(default_factory=BackendConfig)

@@ -15,6 +15,7 @@ import fcntl
 import hashlib
 import json
 import os
+import shutil
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -28,7 +29,7 @@ from . import stages
 from .artifacts import STAGES, stage_dir
 from .config import RunConfig
 from .errors import EntigraphError
-from .io import atomic_path, read_json, write_json
+from .io import atomic_path, read_json, read_jsonl, write_json
 
 
 def _uses_backend(cfg: RunConfig, stage: str) -> bool:
@@ -92,25 +93,51 @@ def _stat_files(files: Iterable[Path]) -> list[tuple[str, int, int]]:
 
 
 def _outputs(cfg: RunConfig, stage: str) -> list[Path]:
-    """A finished stage's files (not its marker, locks or temporary files)."""
+    """A stage's files (not its marker, locks, temporary files or training checkpoints)."""
     root = stage_dir(cfg.out, stage)
     return sorted(f for f in root.rglob("*") if f.is_file() and not f.name.startswith(".")
                   and not f.name.endswith(".tmp") and "checkpoints" not in f.relative_to(root).parts)
 
 
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def output_hashes(cfg: RunConfig, stage: str) -> dict[str, list]:
+    """{relative path: [size, mtime_ns, sha256]} of a stage's files. Contents, not places, so two
+    run folders with the same inputs share fingerprints (the stage cache relies on it); a file whose
+    size and mtime match the stage's marker reuses the hash recorded there instead of reading it."""
+    root = stage_dir(cfg.out, stage)
+    try:
+        memo = read_json(marker(cfg, stage)).get("outputs", {})
+    except (OSError, ValueError):
+        memo = {}
+    out = {}
+    for f in _outputs(cfg, stage):
+        rel, st = f.relative_to(root).as_posix(), f.stat()
+        known = memo.get(rel)
+        same = known and known[0] == st.st_size and known[1] == st.st_mtime_ns
+        out[rel] = [st.st_size, st.st_mtime_ns, known[2] if same else _sha256(f)]
+    return out
+
+
 def input_digest(cfg: RunConfig, stage: str) -> list:
-    """What a stage reads, as (file, size, mtime) triples: any change of input reruns it."""
+    """What a stage reads: every earlier stage's files by content, and the files outside the run
+    folder (corpus, questions, replay) by path, size and mtime. Any change of input reruns it."""
     from .corpus import list_files
 
     index = STAGES.index(stage)
-    files = [f for earlier in STAGES[:index] for f in _outputs(cfg, earlier)]
+    earlier = {s: {rel: h[2] for rel, h in output_hashes(cfg, s).items()} for s in STAGES[:index]}
     external = [p for p in _external_inputs(cfg, stage) if p]
     try:
         listed, skipped = list_files(external)
-        files += listed + [Path(s["file"]) for s in skipped]
+        return [earlier, _stat_files(listed + [Path(s["file"]) for s in skipped])]
     except EntigraphError as e:  # a missing input: the stage itself reports it when it runs
-        return [*_stat_files(files), str(e)]
-    return _stat_files(files)
+        return [earlier, str(e)]
 
 
 def fingerprint(cfg: RunConfig, stage: str) -> str:
@@ -151,32 +178,107 @@ def _run_stage(cfg: RunConfig, stage: str, force: bool, echo: Callable[[str], No
         done = read_json(marker(cfg, stage))
         echo(f"[{stage}] complete ({done.get('seconds', 0):.1f} s when it ran); skipping")
         return done.get("summary", {})
-    echo(f"[{stage}] running")
     for this_or_later in STAGES[STAGES.index(stage):]:  # their inputs are about to change
         marker(cfg, this_or_later).unlink(missing_ok=True)
+    expected = fingerprint(cfg, stage)
+    if cfg.stage_cache and not force and _reuse(cfg, stage, expected):
+        done = read_json(marker(cfg, stage))
+        echo(f"[{stage}] reused from the stage cache ({expected}; {done.get('seconds', 0):.1f} s when it ran)")
+        return done.get("summary", {})
+    echo(f"[{stage}] running")
     run, lines = stage_function(stage)
     clean_temporary_files(stage_dir(cfg.out, stage))
     start = time.perf_counter()
-    summary = run(cfg) or {}
+    try:
+        summary = run(cfg) or {}
+    except BaseException as e:  # SIGKILL leaves no line; anything else does
+        _record_attempt(cfg, stage, expected, time.perf_counter() - start, type(e).__name__)
+        raise
     seconds = time.perf_counter() - start
     if os.environ.get("RANK", "0") != "0":  # under the deepspeed launcher only rank 0 keeps the books
         return summary
     write_json(marker(cfg, stage), {
-        "stage": stage, "fingerprint": fingerprint(cfg, stage), "seconds": seconds,
+        "stage": stage, "fingerprint": expected, "seconds": seconds,
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "summary": summary,
+        "outputs": output_hashes(cfg, stage),
     })
-    _record_timing(cfg, stage, seconds)
+    _record_attempt(cfg, stage, expected, seconds, "done")
+    if cfg.stage_cache and stage in CACHED:
+        _store(cfg, stage, expected)
     for line in (lines(summary) if lines else []):
         echo(f"[{stage}] {line}")
     echo(f"[{stage}] done in {seconds:.1f} s")
     return summary
 
 
-def _record_timing(cfg: RunConfig, stage: str, seconds: float) -> None:
+# ---------------------------------------------------------------------------------------------
+# Wall time: every attempt, so a resumed stage's total is not just its last part
+
+def _record_attempt(cfg: RunConfig, stage: str, fp: str, seconds: float, outcome: str) -> None:
+    """Append the attempt to history.jsonl; timings.json keeps, per stage, the completing attempt
+    and the total of every recorded attempt at the same fingerprint (a failure and its resume)."""
+    history = cfg.out / "history.jsonl"
+    row = {"stage": stage, "fingerprint": fp, "seconds": round(seconds, 2), "outcome": outcome,
+           "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+    with open(history, "a", encoding="utf-8") as f:
+        f.write(json.dumps(row) + "\n")
+    if outcome not in ("done", "reused"):
+        return
+    total = sum(r["seconds"] for r in read_jsonl(history) if r["stage"] == stage and r["fingerprint"] == fp)
     path = cfg.out / "timings.json"
     timings = read_json(path) if path.is_file() else {}
     timings[stage] = round(seconds, 2)
+    timings.setdefault("total", {})[stage] = round(total, 2)
     write_json(path, timings)
+
+
+# ---------------------------------------------------------------------------------------------
+# The stage cache: a finished stage folder stored by fingerprint, so runs that share a stage's
+# settings and inputs (the recipes of a study) run it once. Files are hard links, not copies.
+
+CACHED = ("extract", "synthesize", "filter", "train", "eval")  # report embeds the run's name: cheap to redo
+
+
+def cache_entry(cfg: RunConfig, stage: str, fp: str) -> Path:
+    return Path(cfg.run_dir) / ".stage-cache" / stage / fp
+
+
+def _link_tree(src: Path, dst: Path) -> None:
+    def link(a: str, b: str) -> None:
+        try:
+            os.link(a, b)
+        except OSError:  # another file system
+            shutil.copy2(a, b)
+
+    shutil.copytree(src, dst, copy_function=link, ignore=shutil.ignore_patterns("checkpoints", "*.tmp", ".lock"))
+
+
+def _store(cfg: RunConfig, stage: str, fp: str) -> None:
+    entry = cache_entry(cfg, stage, fp)
+    if entry.exists():
+        return
+    tmp = entry.with_name(f".{fp}.{os.getpid()}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    entry.parent.mkdir(parents=True, exist_ok=True)
+    _link_tree(stage_dir(cfg.out, stage), tmp)
+    try:
+        tmp.rename(entry)
+    except OSError:  # another process stored it first
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _reuse(cfg: RunConfig, stage: str, fp: str) -> bool:
+    """Replace the stage folder by the cached one for `fp`, if there is one."""
+    entry = cache_entry(cfg, stage, fp)
+    if stage not in CACHED or not (entry / ".done.json").is_file():
+        return False
+    folder = stage_dir(cfg.out, stage)
+    shutil.rmtree(folder, ignore_errors=True)
+    _link_tree(entry, folder)
+    if stage == "eval":  # the eval stage also writes the run's results.json
+        shutil.copy2(folder / "results.json", cfg.out / "results.json")
+    _record_attempt(cfg, stage, fp, 0.0, "reused")
+    return True
 
 
 def save_config(cfg: RunConfig) -> None:

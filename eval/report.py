@@ -322,9 +322,12 @@ def config_section(out: Path) -> str:
     timings = _read(out / "timings.json")
     body = ""
     if isinstance(timings, dict) and timings:
-        total = sum(float(v) for v in timings.values())
-        body += _table(["stage", "seconds", "share"], [[k, f"{float(v):.1f}", pct(float(v) / total if total else 0, 0)]
-                                                        for k, v in timings.items()] + [["total", f"{total:.1f}", ""]])
+        # every attempt at the stage's settings (a crash and its resume), else the last attempt
+        per_stage = {k: float(timings.get("total", {}).get(k, v)) for k, v in timings.items() if k != "total"}
+        total = sum(per_stage.values())
+        body += _table(["stage", "seconds (all attempts)", "share"],
+                       [[k, f"{v:.1f}", pct(v / total if total else 0, 0)] for k, v in per_stage.items()]
+                       + [["total", f"{total:.1f}", ""]])
     else:
         body += _note("timings.json is missing (stages run through the pipeline record their times).")
     body += (f"<details><summary>config.yaml</summary><pre>{esc(text)}</pre></details>" if text

@@ -66,7 +66,7 @@ def contents(run: Path) -> dict[str, object]:
         rel = f.relative_to(run).as_posix()
         if not f.is_file() or f.name.startswith(".") or rel.endswith((".png", ".sqlite", ".html", ".lock")):
             continue  # images and the page embed run times; the store holds per-attempt timings
-        if rel in ("timings.json", "config.yaml") or rel.startswith("synthesize/store"):
+        if rel in ("timings.json", "history.jsonl", "config.yaml") or rel.startswith("synthesize/store"):
             continue
         if f.suffix == ".json":
             out[rel] = _strip(json.loads(f.read_text()))

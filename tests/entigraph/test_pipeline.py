@@ -83,3 +83,43 @@ def test_backend_settings_reach_filter_and_eval_only_when_they_call_the_model(tm
     assert "backend" not in pipeline.BY_NAME["filter"].inputs(cfg_for(tmp_path))
     assert "backend" not in pipeline.BY_NAME["eval"].inputs(cfg_for(tmp_path))
     assert "backend" not in pipeline.BY_NAME["train"].inputs(cfg)
+
+
+def test_stage_cache_runs_a_shared_stage_once(tmp_path, calls):
+    a = cfg_for(tmp_path, "stage_cache=true")
+    b = load_config(None, [f"run_dir={tmp_path}", "name=u", "stage_cache=true", "filter.min_words=3"])
+    pipeline.run_all(a)
+    calls.clear()
+    lines = []
+    pipeline.run_all(b, echo=lines.append)
+    assert calls == ["filter", "train", "eval", "report"]  # extract and synthesize came from the cache
+    assert any(line.startswith("[synthesize] reused from the stage cache") for line in lines)
+    assert (tmp_path / "u" / "extract" / ".done.json").is_file()
+    calls.clear()
+    pipeline.run_all(b)
+    assert calls == []  # the reused stages are complete in their new folder
+
+
+def test_resumed_stage_time_counts_every_attempt(tmp_path, monkeypatch):
+    import json
+
+    attempts = []
+
+    def flaky(stage):
+        def run(cfg):
+            attempts.append(stage)
+            if stage == "synthesize" and attempts.count("synthesize") == 1:
+                raise KeyboardInterrupt  # interrupted once, then resumed
+            return {}
+        return run, None
+
+    monkeypatch.setattr(pipeline, "stage_function", flaky)
+    cfg = cfg_for(tmp_path)
+    with pytest.raises(KeyboardInterrupt):
+        pipeline.run_all(cfg)
+    pipeline.run_all(cfg)
+    rows = [json.loads(line) for line in (tmp_path / "t" / "history.jsonl").read_text().splitlines()]
+    assert [(r["stage"], r["outcome"]) for r in rows if r["stage"] == "synthesize"] == [
+        ("synthesize", "KeyboardInterrupt"), ("synthesize", "done")]
+    timings = json.loads((tmp_path / "t" / "timings.json").read_text())
+    assert set(timings["total"]) == set(STAGES)
