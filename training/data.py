@@ -17,6 +17,7 @@ killed at any step resumes on exactly the blocks an uninterrupted run would have
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import math
@@ -35,8 +36,9 @@ from entigraph.corpus import load_corpus
 from entigraph.errors import InputError
 from entigraph.io import read_json, write_json
 
+from .mixture import entry_name, mixture_order, token_targets
+
 FORMAT_VERSION = 1
-SOURCES = ("synthetic", "raw", "replay", "anneal")
 
 
 @dataclass
@@ -69,12 +71,13 @@ class BlockDataset(torch.utils.data.Dataset):
         return {"input_ids": ids, "attention_mask": mask, "labels": labels}
 
 
-def synthetic_texts(cfg: RunConfig, tokenizer=None) -> list[str]:
-    """Kept passages, optionally only some modes and only the first `max_synthetic_tokens` in
-    synthesis order: the paper's token-budget curve as prefixes of one synthesis run."""
+def synthetic_texts(cfg: RunConfig, tokenizer=None, modes: list[str] | None = None) -> list[str]:
+    """Kept passages, optionally only some modes (`modes`, else train.synthetic_modes) and only the
+    first `max_synthetic_tokens` in synthesis order: the token-budget curve as prefixes of one run."""
     t = cfg.train
+    modes = modes or t.synthetic_modes
     kept = sorted(artifacts.kept(cfg.out), key=lambda p: p.seq)
-    texts = [p.text for p in kept if p.text.strip() and (not t.synthetic_modes or p.mode in t.synthetic_modes)]
+    texts = [p.text for p in kept if p.text.strip() and (not modes or p.mode in modes)]
     if t.max_synthetic_tokens is None:
         return texts
     if tokenizer is None:
@@ -91,12 +94,46 @@ def synthetic_texts(cfg: RunConfig, tokenizer=None) -> list[str]:
 
 def main_texts(cfg: RunConfig, tokenizer=None) -> dict[str, list[str]]:
     """The texts of the main mix: kept synthetic passages and/or the raw corpus (Raw-CPT)."""
-    texts: dict[str, list[str]] = {}
-    if cfg.train.data in ("synthetic", "synthetic+raw"):
-        texts["synthetic"] = synthetic_texts(cfg, tokenizer)
-    if cfg.train.data in ("raw", "synthetic+raw"):
-        texts["raw"] = [d.text for d in artifacts.documents(cfg.out) if d.text.strip()]
-    return texts
+    d = cfg.train.data
+    return {"synthetic": synthetic_texts(cfg, tokenizer) if d in ("synthetic", "synthetic+raw") else [],
+            "raw": raw_texts(cfg) if d in ("raw", "synthetic+raw") else []}
+
+
+def raw_texts(cfg: RunConfig) -> list[str]:
+    return [d.text for d in artifacts.documents(cfg.out) if d.text.strip()]
+
+
+def mixture_texts(cfg: RunConfig, tokenizer, replay: list[str]) -> dict[str, list[str]]:
+    """Each `train.mixture` entry's texts, under a unique name, in the mixture's order."""
+    mix = cfg.train.mixture
+    out: dict[str, list[str]] = {}
+    for i, m in enumerate(mix):
+        if m.source == "raw":
+            texts = raw_texts(cfg)
+        elif m.source == "synthetic":
+            texts = synthetic_texts(cfg, tokenizer, modes=m.modes)
+        elif m.source == "replay":
+            texts = replay
+        elif m.source == "files":
+            texts = [d.text for d in load_corpus(m.paths) if d.text.strip()]
+        else:  # rag
+            texts = _rag_texts(cfg)
+        out[entry_name(m, i, mix)] = texts
+    return out
+
+
+def _rag_texts(cfg: RunConfig) -> list[str]:
+    from entigraph.eval.tasks import questions_for_run
+
+    from .rag import rag_examples
+
+    documents = artifacts.documents(cfg.out)
+    try:
+        eval_questions = questions_for_run(cfg, documents)[0]
+    except InputError:  # a corpus without questions: nothing to keep out
+        eval_questions = []
+    made = rag_examples(documents, artifacts.passages(cfg.out), artifacts.entities(cfg.out), eval_questions, cfg.seed)
+    return made.texts
 
 
 def anneal_texts(cfg: RunConfig) -> list[str]:
@@ -180,6 +217,7 @@ def input_key(cfg: RunConfig, tokenizer, texts: dict[str, list[str]], global_bat
         "epochs": t.epochs, "max_steps": t.max_steps, "global_batch": global_batch,
         "val_fraction": t.val_fraction, "replay_fraction": t.replay.fraction,
         "anneal_fraction": t.anneal_fraction, "tokenizer": tokenizer.name_or_path,
+        "mixture": [dataclasses.asdict(m) for m in t.mixture], "order": t.order,
         "vocab": len(tokenizer), "eos": tokenizer.eos_token_id,
     }
     h = hashlib.sha256(json.dumps(settings, sort_keys=True).encode())
@@ -205,30 +243,45 @@ def load(data_dir: Path) -> PackedData:
 def build(cfg: RunConfig, tokenizer, replay: list[str], global_batch: int, data_dir: Path) -> PackedData:
     """Pack the training data, or load it when `data_dir` holds the same inputs and settings."""
     t = cfg.train
-    texts = main_texts(cfg, tokenizer)
-    texts.update({"replay": replay, "anneal": anneal_texts(cfg)})
+    texts = mixture_texts(cfg, tokenizer, replay) if t.mixture else main_texts(cfg, tokenizer)
+    if not t.mixture:
+        texts["replay"] = replay
+    texts["anneal"] = anneal_texts(cfg)
     key = input_key(cfg, tokenizer, texts, global_batch)
     if (data_dir / "manifest.json").is_file() and read_json(data_dir / "manifest.json").get("key") == key:
         return load(data_dir)
-    if not any(texts.get(s) for s in ("synthetic", "raw")):
-        what = ("filter/kept.jsonl has no passages (of train.synthetic_modes, within train.max_synthetic_tokens)"
-                if t.data == "synthetic" else "the corpus is empty")
+    names = list(texts)  # the sources in mixture (or legacy) order, anneal last
+    learned = [n for n in names if n.split(":")[0].split("#")[0] in ("synthetic", "raw")]
+    if not any(texts.get(n) for n in learned):
+        what = ("filter/kept.jsonl has no passages (of the modes asked for, within train.max_synthetic_tokens)"
+                if "raw" not in learned else "the corpus is empty")
         raise InputError(f"train: no training text ({what}; train.data={t.data})")
 
     eos = tokenizer.eos_token_id if tokenizer.eos_token_id is not None else tokenizer.pad_token_id
     # The anneal set defaults to the raw corpus: when raw text is already in the main mix, anneal
     # on its training blocks (not a second copy, which could contain validation blocks).
-    anneal_is_raw = "raw" in texts and t.anneal_fraction > 0 and not t.anneal_paths
+    anneal_is_raw = bool(texts.get("raw")) and t.anneal_fraction > 0 and not t.anneal_paths
     blocks, lengths, sources, ranges = _pack_sources(texts, tokenizer, t.block_size, eos, anneal_is_raw)
     rng = np.random.default_rng(cfg.seed)
-    val, main = _validation_split(ranges, lengths, t, rng)
+    val, main = _validation_split([ranges[n] for n in learned], lengths, t, rng)
     anneal = main[np.isin(main, ranges["raw"])] if anneal_is_raw else ranges["anneal"]
-    order, anneal_start, epoch_blocks = training_order(
-        main, ranges["replay"], anneal, epochs=t.epochs, replay_fraction=t.replay.fraction,
-        anneal_fraction=t.anneal_fraction, rng=rng, total=t.max_steps * global_batch if t.max_steps else None,
-    )
-    by_source = {SOURCES[c]: int(lengths[order[:anneal_start]][sources[order[:anneal_start]] == c].sum())
-                 for c in np.unique(sources[order[:anneal_start]])}
+    total = t.max_steps * global_batch if t.max_steps else None
+    if t.mixture:
+        pools = [np.setdiff1d(ranges[n], val) for n in names[:-1]]
+        targets = token_targets(t.mixture, [int(lengths[p].sum()) for p in pools])
+        order = mixture_order(pools, lengths, targets, t.order, rng)
+        n_anneal = round(len(order) * t.anneal_fraction / (1 - t.anneal_fraction)) if len(anneal) else 0
+        anneal_start, epoch_blocks = len(order), max(1, len(order))
+        order = np.concatenate([order, _cycle(rng.permutation(anneal), 0, n_anneal)]).astype(np.int64)
+        if total is not None:
+            order = order[:total]
+    else:
+        order, anneal_start, epoch_blocks = training_order(
+            main, ranges["replay"], anneal, epochs=t.epochs, replay_fraction=t.replay.fraction,
+            anneal_fraction=t.anneal_fraction, rng=rng, total=total,
+        )
+    head = order[:anneal_start]
+    by_source = {names[c]: int(lengths[head][sources[head] == c].sum()) for c in np.unique(sources[head])}
     if anneal_start < len(order):
         by_source["anneal"] = int(lengths[order[anneal_start:]].sum())
     manifest = {
@@ -239,8 +292,8 @@ def build(cfg: RunConfig, tokenizer, replay: list[str], global_batch: int, data_
         "seed": cfg.seed,
         "eos_token_id": int(eos),
         "global_batch": global_batch,
-        "sources": list(SOURCES),
-        "documents": {name: len(texts.get(name) or []) for name in SOURCES},
+        "sources": names,
+        "documents": {name: len(texts.get(name) or []) for name in names},
         "pool_blocks": {name: len(r) for name, r in ranges.items()},
         "pool_tokens": {name: int(lengths[r].sum()) for name, r in ranges.items()},
         "train_blocks": int(len(order)),
@@ -250,7 +303,8 @@ def build(cfg: RunConfig, tokenizer, replay: list[str], global_batch: int, data_
         "train_tokens": int(lengths[order].sum()),
         "val_tokens": int(lengths[val].sum()),
         "train_tokens_by_source": by_source,
-        "epochs": round(anneal_start / epoch_blocks, 4),  # differs from train.epochs under max_steps
+        # passes over the main mix (legacy) or 1.0 for a mixture, whose sources set their own epochs
+        "epochs": round(anneal_start / epoch_blocks, 4),
         "steps": math.ceil(len(order) / global_batch),
         "padding_tokens": int(len(order) * t.block_size - lengths[order].sum()),
     }
@@ -265,7 +319,7 @@ def _pack_sources(texts: dict[str, list[str]], tokenizer, block_size: int, eos: 
     """Every source packed into blocks; `ranges[name]` are its block indices in the concatenation."""
     all_blocks, all_lengths, all_sources, ranges = [], [], [], {}
     offset = 0
-    for code, name in enumerate(SOURCES):
+    for code, name in enumerate(texts):
         if not texts.get(name) or (name == "anneal" and anneal_is_raw):
             ranges[name] = np.zeros(0, dtype=np.int64)
             continue
@@ -278,9 +332,9 @@ def _pack_sources(texts: dict[str, list[str]], tokenizer, block_size: int, eos: 
     return np.concatenate(all_blocks), np.concatenate(all_lengths), np.concatenate(all_sources), ranges
 
 
-def _validation_split(ranges: dict[str, np.ndarray], lengths: np.ndarray, t, rng) -> tuple[np.ndarray, np.ndarray]:
-    """(validation blocks, training blocks) of the main mix (synthetic and raw), both sorted."""
-    main = rng.permutation(np.concatenate([ranges["synthetic"], ranges["raw"]]))
+def _validation_split(learned: list[np.ndarray], lengths: np.ndarray, t, rng) -> tuple[np.ndarray, np.ndarray]:
+    """(validation blocks, training blocks) of what is being learned (synthetic and raw), both sorted."""
+    main = rng.permutation(np.concatenate(learned))
     n_val = max(1, round(len(main) * t.val_fraction)) if t.val_fraction > 0 else 0
     if len(main) - n_val < 1:
         raise InputError(

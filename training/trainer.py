@@ -14,6 +14,7 @@ state from the checkpoint, so a run killed at any moment ends where an uninterru
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import math
@@ -170,12 +171,33 @@ def _save_model(trainer, tokenizer, out: Path) -> None:
     elif trainer.args.should_save:
         # The module itself holds full weights below ZeRO-3; its save_pretrained keeps tied
         # embeddings tied (DeepSpeed's state dict would store lm_head.weight a second time).
-        trainer.model.save_pretrained(tmp)
+        # LoRA: the adapters merged into a copy of the weights, so the folder is a plain model
+        # that eval, vLLM and lm-evaluation-harness load like any other.
+        model = _merged(trainer.model)
+        model.config.use_cache = True
+        model.save_pretrained(tmp)
     if trainer.args.should_save:
         tokenizer.save_pretrained(tmp)
         (tmp / "training_args.bin").unlink(missing_ok=True)  # a pickle of our settings: not model
         shutil.rmtree(out, ignore_errors=True)
         tmp.replace(out)
+
+
+def _merged(model):
+    """The plain model: LoRA adapters merged into a copy (training may go on with the adapters)."""
+    if not hasattr(model, "peft_config"):
+        return model
+    import copy
+
+    return copy.deepcopy(model).merge_and_unload()
+
+
+def _with_lora(model, lora):
+    """Low-rank adapters on every linear layer but the output head; the base weights stay frozen."""
+    from peft import LoraConfig, get_peft_model
+
+    return get_peft_model(model, LoraConfig(r=lora.rank, lora_alpha=lora.alpha, lora_dropout=lora.dropout,
+                                            target_modules="all-linear", task_type="CAUSAL_LM"))
 
 
 def train(cfg: RunConfig, callbacks: list | None = None):
@@ -196,6 +218,8 @@ def train(cfg: RunConfig, callbacks: list | None = None):
         args = _training_args(cfg, setup, out / "checkpoints")
         # After TrainingArguments: under ZeRO-3 from_pretrained then loads straight into shards.
         model = AutoModelForCausalLM.from_pretrained(setup["model_path"], dtype=torch.float32)
+        if t.lora.enabled:
+            model = _with_lora(model, t.lora)
         timer, relabel = _callbacks(data, setup["global_batch"])
         trainer = Trainer(
             model=model, args=args, train_dataset=BlockDataset(data, data.order),
@@ -294,6 +318,9 @@ def _summarize(cfg: RunConfig, setup: dict[str, Any], trainer, timer, val_loss: 
         "model": str(out / "model"),
         "base_model": setup["model_path"],
         "data": t.data,
+        "mixture": [dataclasses.asdict(m) for m in t.mixture],
+        "lora": dataclasses.asdict(t.lora) if t.lora.enabled else None,
+        "trainable_params": sum(p.numel() for p in trainer.model.parameters() if p.requires_grad),
         "tokens_by_source": data.manifest["train_tokens_by_source"],
         "replay": setup["replay_info"],
         "blocks": {"train": data.manifest["train_blocks"], "val": data.manifest["val_blocks"]},

@@ -146,3 +146,56 @@ def test_synthetic_subsets_by_mode_and_token_budget_in_synthesis_order(run_cfg, 
     run_cfg.train.val_fraction = 0.0
     data = build(run_cfg, tok, [], 2, run_cfg.out / "train" / "data")  # the budget reaches the packed data
     assert data.manifest["documents"]["synthetic"] == 2
+
+
+def test_mixture_token_shares_match_the_config_within_one_block(run_cfg, tok):
+    from entigraph.config import MixtureSource
+
+    t = run_cfg.train
+    t.mixture = [MixtureSource(source="synthetic", epochs=2.0), MixtureSource(source="raw", share=0.3),
+                 MixtureSource(source="replay", share=0.1)]
+    t.val_fraction = 0.0
+    replay = ["Rivers shape valleys over thousands of years. " * 40] * 3
+    data = build(run_cfg, tok, replay, 2, run_cfg.out / "train" / "data")
+    m = data.manifest
+    by = m["train_tokens_by_source"]
+    total = sum(by.values())
+    pool_synthetic = m["pool_tokens"]["synthetic"]
+    assert abs(by["synthetic"] - 2 * pool_synthetic) <= t.block_size  # epochs: 2 passes, within a block
+    expected_total = 2 * pool_synthetic / (1 - 0.4)
+    assert abs(by["raw"] - 0.3 * expected_total) <= t.block_size
+    assert abs(by["replay"] - 0.1 * expected_total) <= t.block_size
+    assert abs(total - expected_total) <= 3 * t.block_size
+    assert m["sources"] == ["synthetic", "raw", "replay", "anneal"]
+
+
+def test_sequential_order_keeps_the_mixture_order(run_cfg, tok):
+    from entigraph.config import MixtureSource
+
+    t = run_cfg.train
+    t.mixture = [MixtureSource(source="raw", epochs=1.0), MixtureSource(source="synthetic", epochs=1.0)]
+    t.order, t.val_fraction = "sequential", 0.0
+    data = build(run_cfg, tok, [], 2, run_cfg.out / "train" / "data")
+    codes = np.asarray(data.sources)[np.asarray(data.order)]
+    first_synthetic = int(np.argmax(codes == 1))
+    assert (codes[:first_synthetic] == 0).all() and (codes[first_synthetic:] == 1).all()
+
+
+def test_rag_examples_never_carry_an_evaluation_question():
+    from entigraph.records import Document, Passage, Question
+    from entigraph.training.rag import rag_examples
+
+    text = ("Marit Ellery kept the Quarrow tide station for thirty-one years. Jonas Pell rowed the boat "
+            "Patience to Saltmere in 1963. The Harbour Board paid for a second gauge.")
+    doc = Document("d", "Quarrow", text)
+    passages = [Passage("d:p0", "d", 0, 0, len(text), text),
+                Passage("x:p0", "x", 0, 0, 30, "Unrelated words about a river."),
+                Passage("y:p0", "y", 0, 0, 30, "More words about a far mountain.")]
+    everything = rag_examples([doc], passages, [], [], seed=0, per_unit=5)
+    assert everything.texts and everything.dropped_as_eval == 0
+    asked = [t.split("Question: ")[1].split("\n")[0] for t in everything.texts]
+    evaluation = [Question("q", "d", asked[0], [], -1, answer_text="")]
+    held_out = rag_examples([doc], passages, [], evaluation, seed=0, per_unit=5)
+    assert held_out.dropped_as_eval >= 1
+    assert all(asked[0] not in t for t in held_out.texts)  # enforced, not trusted
+    assert all(t.startswith("Context:\n[1] ") and "\nAnswer: " in t for t in held_out.texts)

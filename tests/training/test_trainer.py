@@ -77,16 +77,17 @@ def test_train_writes_a_plain_hf_model_that_reloads_with_the_same_logits(run_cfg
     assert any("steps" in line for line in summary_lines(summary))
 
 
-@pytest.mark.parametrize("deepspeed", [None, "zero2"], ids=["plain", "deepspeed-zero2"])
-def test_sigkill_between_checkpoints_resumes_to_the_same_result(tmp_path, make_run, deepspeed):
+@pytest.mark.parametrize("deepspeed,lora", [(None, False), ("zero2", False), (None, True)],
+                         ids=["plain", "deepspeed-zero2", "lora"])
+def test_sigkill_between_checkpoints_resumes_to_the_same_result(tmp_path, make_run, deepspeed, lora):
     """DeepSpeed costs ~20 s more per run (its import and engine set-up; plus a one-off ~45-110 s
     JIT build of its shm comm op, cached under the project cache's torch_extensions)."""
     ref = make_run(tmp_path / "ref")
-    ref.train.deepspeed = deepspeed
+    ref.train.deepspeed, ref.train.lora.enabled = deepspeed, lora
     _, ref_summary = train(ref)
 
     cfg = make_run(tmp_path / "killed")
-    cfg.train.deepspeed = deepspeed
+    cfg.train.deepspeed, cfg.train.lora.enabled = deepspeed, lora
     config = tmp_path / "killed.yaml"
     config.write_text(yaml.safe_dump(cfg.to_dict()))
     script = tmp_path / "killer.py"
@@ -110,6 +111,27 @@ def test_sigkill_between_checkpoints_resumes_to_the_same_result(tmp_path, make_r
     assert got.keys() == want.keys() and "lm_head.weight" not in got  # tied embeddings stay tied
     for name in want:
         torch.testing.assert_close(got[name], want[name], rtol=1e-5, atol=1e-6)
+
+
+def test_lora_trains_adapters_only_and_saves_a_plain_merged_model(run_cfg):
+    from transformers import AutoModelForCausalLM
+
+    run_cfg.train.deepspeed = None
+    run_cfg.train.lora.enabled, run_cfg.train.lora.rank = True, 4
+    run_cfg.train.lr = 1e-2
+    trainer, summary = train(run_cfg)
+    total = sum(p.numel() for p in trainer.model.parameters())
+    assert 0 < summary["trainable_params"] < total / 5 and summary["lora"]["rank"] == 4
+    folder = run_cfg.out / "train" / "model"
+    assert not (folder / "adapter_config.json").exists()  # merged: a plain model, no adapter files
+    reloaded = AutoModelForCausalLM.from_pretrained(folder).eval()
+    base = AutoModelForCausalLM.from_pretrained(run_cfg.models.base).eval()
+    ids = torch.tensor([[5, 17, 42, 99, 3, 250]])
+    with torch.no_grad():
+        expected = trainer.model.eval()(ids).logits  # the adapters, unmerged
+        tol = {"rtol": 0.05, "atol": 0.02} if summary["bf16"] else {"rtol": 1e-4, "atol": 1e-4}
+        torch.testing.assert_close(reloaded(ids).logits, expected, **tol)
+        assert not torch.allclose(reloaded(ids).logits, base(ids).logits)  # it did learn
 
 
 def test_partial_and_stale_checkpoints_are_not_resumed(tmp_path):
