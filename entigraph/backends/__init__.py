@@ -1,4 +1,5 @@
-"""LLM backends behind one interface: ``hf`` (transformers), ``vllm``, ``openai`` (any compatible server)."""
+"""LLM backends behind one interface: ``hf`` (transformers), ``vllm`` (offline engine), ``vllm-server``
+(vLLM's server from its own venv, owned by the stage, hf as the fallback), ``openai`` (any compatible server)."""
 
 from __future__ import annotations
 
@@ -27,6 +28,11 @@ def get_backend(settings: "BackendConfig", model: str | None = None, *, device: 
 
         return VLLMBackend.from_config(settings, model, device=device, seed=seed, cache_dir=cache_dir,
                                        work_dir=work_dir or Path("."))
+    if settings.kind == "vllm-server":
+        from .server import server_backend
+
+        return server_backend(settings, model, device=device, seed=seed, cache_dir=cache_dir,
+                              work_dir=work_dir or Path("."))
     from .openai import OpenAIBackend
 
     return OpenAIBackend.from_config(settings, model)

@@ -139,5 +139,7 @@ class Engine:
             # False: the sampler ran out of tasks before the budget
             "budget_reached": stopped_by_tokens or seen == s.max_passages,
             "backend": self.backend.name, "model": self.backend.model, "strategy": s.strategy,
+            # vllm-server: the engine that served (vllm-server, or hf after a fallback), restarts, why
+            "backend_detail": getattr(self.backend, "detail", None),
             "context": s.context, "modes": list(s.modes),
         }

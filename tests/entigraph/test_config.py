@@ -115,6 +115,6 @@ def test_settings_help_is_generated_from_the_declarations():
     from entigraph.config import describe
 
     lines = describe()
-    assert "backend.kind: hf | vllm | openai = 'hf'" in lines
+    assert any(line.startswith("backend.kind: hf | vllm | vllm-server | openai = 'hf'") for line in lines)
     assert any(line.startswith("synthesis.max_passages: int in [1, inf) or null = 64  # budget") for line in lines)
     assert any(line.startswith("train.replay.fraction: float in [0, 1) = 0.1") for line in lines)
