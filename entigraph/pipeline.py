@@ -96,7 +96,8 @@ def _outputs(cfg: RunConfig, stage: str) -> list[Path]:
     """A stage's files (not its marker, locks, temporary files or training checkpoints)."""
     root = stage_dir(cfg.out, stage)
     return sorted(f for f in root.rglob("*") if f.is_file() and not f.name.startswith(".")
-                  and not f.name.endswith(".tmp") and "checkpoints" not in f.relative_to(root).parts)
+                  and not f.name.endswith(".tmp") and "checkpoints" not in f.relative_to(root).parts
+                  and f.name != "README.md")  # cards (entigraph/export.py) document, they are not data
 
 
 def _sha256(path: Path) -> str:

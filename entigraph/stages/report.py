@@ -1,4 +1,6 @@
-"""The report stage: runs/<name>/report.html from whatever the other stages wrote (missing parts are named)."""
+"""The report stage: runs/<name>/report.html from whatever the other stages wrote (missing parts are
+named), and the artifacts other tools read: the kept corpus as a dataset with its card, the model card
+(entigraph/export.py)."""
 
 from __future__ import annotations
 
@@ -8,6 +10,7 @@ from ..io import atomic_path
 
 def run(cfg: RunConfig) -> dict:
     from ..eval.report import render
+    from ..export import export_corpus, model_card
 
     page = render(cfg)
     path = cfg.out / "report.html"
@@ -16,11 +19,19 @@ def run(cfg: RunConfig) -> dict:
     missing = [name for name, rel in (("eval", "eval/results.json"), ("extract", "extract/summary.json"),
                                       ("synthesize", "synthesize/summary.json"), ("filter", "filter/report.json"),
                                       ("train", "train/loss.png")) if not (cfg.out / rel).is_file()]
-    return {"path": str(path), "bytes": len(page.encode()), "missing": missing}
+    exported = []
+    if (cfg.out / "filter" / "kept.jsonl").is_file():
+        exported.append(str(export_corpus(cfg)))
+    card = model_card(cfg)
+    if card:
+        exported.append(str(card))
+    return {"path": str(path), "bytes": len(page.encode()), "missing": missing, "exported": exported}
 
 
 def summary_lines(summary: dict) -> list[str]:
     lines = [f"wrote {summary['path']} ({summary['bytes'] / 1024:.0f} KiB)"]
+    for path in summary.get("exported", []):
+        lines.append(f"exported {path}")
     if summary.get("missing"):
         lines.append("sections noted as missing: " + ", ".join(summary["missing"]))
     return lines
