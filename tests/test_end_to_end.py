@@ -11,6 +11,7 @@ def test_run_end_to_end_then_skip(tmp_path, tiny_lm, capsys):
         "run", "configs/demo.yaml",
         "--set", f"run_dir={tmp_path}",
         "--set", f"backend.model={tiny_lm}",
+        "--set", "backend.kind=hf",  # the demo's vllm-server path has its own tests (test_server.py)
         "--set", f"models.base={tiny_lm}",
         "--set", "synthesis.max_passages=6",
         "--set", "backend.batch_size=6",

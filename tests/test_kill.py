@@ -26,7 +26,7 @@ VOLATILE = {"seconds", "finished_at", "tokens_per_s", "words_per_s", "step_secon
 
 def args(run_dir: Path, tiny_lm: str) -> list[str]:
     sets = {
-        "run_dir": run_dir, "name": "k", "backend.model": tiny_lm, "models.base": tiny_lm,
+        "run_dir": run_dir, "name": "k", "backend.model": tiny_lm, "backend.kind": "hf", "models.base": tiny_lm,
         "synthesis.max_passages": 8, "backend.batch_size": 2, "backend.sampling.max_new_tokens": 24,
         "filter.min_words": 1, "filter.require_entities": "false", "filter.max_invented_rate": 1.0,
         "filter.embedding_coverage": "false", "train.deepspeed": "null", "train.data": "synthetic+raw",
