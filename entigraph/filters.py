@@ -4,11 +4,18 @@ Each filter takes its thresholds in its constructor (the filter stage builds the
 config) and has a ``name`` and ``run(passages, ctx) -> list[Flag | None]``: ``None`` keeps the
 passage, a ``Flag`` drops it with a reason that states the measured value and the threshold, and a
 ``Flag`` carrying ``text`` repairs it instead (the truncation filter trims a passage cut at the
-token limit back to its last full sentence). ``apply_filters`` drops each passage at the first filter
-that rejects it, and also counts how many passages each filter would flag on its own.
+token limit back to its last full sentence; the support gate removes unsupported sentences).
+``apply_filters`` drops each passage at the first filter that rejects it, and also counts how many
+passages each filter would flag on its own.
 
-Order (cheap to expensive): failed, empty, truncated, echo, noise, length, repetition, grounding,
-near_dup, judge (optional).
+Order (cheap to expensive): failed, empty, truncated, support (optional: sentence by sentence
+against the passage's source context), echo, noise, length, repetition, grounding, near_dup,
+judge (optional).
+
+Generator-free passages (permute, profile, reading, qa) are the source's own sentences, copied
+and repeated on purpose: only ``failed`` and ``empty`` judge them (``Filter.all_modes``); the
+other filters pass them untouched (near_dup would otherwise drop a document's second permutation,
+length a short question-answer pair).
 """
 
 from __future__ import annotations
@@ -27,6 +34,7 @@ from tqdm import tqdm
 from .backends.base import Backend, Request
 from .config import SamplingConfig
 from .records import Document, Entity, Passage, SynthPassage
+from .synthesis.prompts import GENERATOR_FREE
 from .text import ECHO_N, ends_sentence, name_candidates, ngram_hashes, trim_to_sentence, words
 
 # ---------------------------------------------------------------------------------------------
@@ -76,10 +84,17 @@ class FilterContext:
     corpus_grams: set[int]  # corpus word 8-grams: copying the source is not prompt echo
     entities: EntityIndex
     judge: Backend | None = None
+    forms: dict[str, frozenset[str]] = field(default_factory=dict)  # name form -> every form of its entity
+
+    def source_text(self, p: SynthPassage) -> str:
+        """The context a passage was generated from: its source passages."""
+        return "\n\n".join(self.source.get(pid, "") for pid in p.passage_ids)
 
     @classmethod
     def build(cls, documents: list[Document], passages: list[Passage], entities: list[Entity],
               judge: Backend | None = None) -> "FilterContext":
+        from .facts.units import name_forms  # facts.units imports this module
+
         vocab: set[str] = set()
         grams: set[int] = set()
         for doc in documents:
@@ -89,7 +104,7 @@ class FilterContext:
         return cls(
             source={p.passage_id: p.text for p in passages},
             source_lengths=[len(p.text.split()) for p in passages], vocab=vocab,
-            corpus_grams=grams, entities=EntityIndex.build(entities), judge=judge,
+            corpus_grams=grams, entities=EntityIndex.build(entities), judge=judge, forms=name_forms(entities),
         )
 
 
@@ -101,11 +116,16 @@ class FilterContext:
 class Flag:
     reason: str  # the measured value and the threshold
     text: str | None = None  # set: the passage is repaired (kept with this text), not dropped
+    sentences: list[dict] | None = None  # sentences removed, each with its reason (the support gate)
 
 
 class Filter:
     name = ""
     expensive = False  # expensive filters run only on the passages that reach them
+    all_modes = False  # False: generator-free passages pass untouched
+
+    def applies(self, p: SynthPassage) -> bool:
+        return self.all_modes or p.mode not in GENERATOR_FREE
 
     def check(self, p: SynthPassage, ctx: FilterContext) -> Flag | None:
         raise NotImplementedError
@@ -116,6 +136,7 @@ class Filter:
 
 class Failed(Filter):
     name = "failed"
+    all_modes = True
 
     def check(self, p, ctx):
         if p.status != "ok" or p.finish_reason == "error":
@@ -125,6 +146,7 @@ class Failed(Filter):
 
 class Empty(Filter):
     name = "empty"
+    all_modes = True
 
     def check(self, p, ctx):
         return None if words(p.text) else Flag("no words in the output")
@@ -300,12 +322,15 @@ class Grounding(Filter):
     """The sampled entities (or an alias) must appear, and few names may be invented.
 
     Pair and triple passages must mention every sampled entity (their relation is the point);
-    summaries and rephrasings, whose entity list is a hint, at least one of them."""
+    summaries and rephrasings, whose entity list is a hint, at least one of them. Passages of
+    `sentence_gated` modes (the support gate has already removed every sentence with a name absent
+    from the source) skip the invented-name check."""
 
     name = "grounding"
 
-    def __init__(self, require_entities: bool, max_invented_rate: float):
+    def __init__(self, require_entities: bool, max_invented_rate: float, sentence_gated: Iterable[str] = ()):
         self.require_entities, self.max_invented_rate = require_entities, max_invented_rate
+        self.sentence_gated = frozenset(sentence_gated)
 
     def check(self, p, ctx):
         if self.require_entities and p.entities:
@@ -313,6 +338,8 @@ class Grounding(Filter):
             missing = [e for e in p.entities if not ctx.entities.mentioned(e, grams)]
             if missing and (p.mode in ("pair", "triple") or len(missing) == len(p.entities)):
                 return Flag(f"sampled entities not mentioned: {', '.join(missing)}")
+        if p.mode in self.sentence_gated:
+            return None
         candidates, invented = invented_names(p.text, ctx.vocab)
         if candidates:
             rate = len(invented) / len(candidates)
@@ -320,6 +347,49 @@ class Grounding(Filter):
                 shown = ", ".join(sorted(set(invented))[:5])
                 return Flag(f"invented-name rate {rate:.2f} ({len(invented)}/{len(candidates)}: {shown}) "
                             f"> max_invented_rate {self.max_invented_rate}")
+        return None
+
+
+class SentenceSupport(Filter):
+    """The support gate (entigraph/facts/support.py), sentence by sentence against the passage's
+    source context (the passages it was generated from): unsupported sentences are removed with
+    their reason and the rest kept (a repair), or the passage is dropped when too little remains.
+
+    Applies to the LLM's passages of `modes` ([] = every mode). Markup (list markers, "Question:",
+    "Teacher:") is not a claim and the generator-free modes' instructions are neither checked nor
+    counted; the generator-free passages themselves are the source's sentences and are not judged."""
+
+    name = "support"
+
+    def __init__(self, min_share: float, max_absent_names: int, max_absent_numbers: int,
+                 min_kept_sentences: int, min_kept_share: float, modes: Iterable[str] = ()):
+        from .facts.support import SupportGate  # facts imports this module
+
+        self.modes = frozenset(modes)
+        self.gate = SupportGate(min_share=min_share, max_absent_names=max_absent_names,
+                                max_absent_numbers=max_absent_numbers, min_kept_sentences=min_kept_sentences,
+                                min_kept_share=min_kept_share)
+
+    def applies(self, p):
+        return super().applies(p) and (not self.modes or p.mode in self.modes)
+
+    def run(self, passages, ctx):
+        """Flags per passage; `tally` counts this call's verdicts per mode (the last call: the real pass)."""
+        self.gate.forms = ctx.forms
+        self.tally: dict[str, Counter] = {}
+        return [self.check(p, ctx) for p in passages]
+
+    def check(self, p, ctx):
+        res = self.gate.apply(p.text, ctx.source_text(p), ctx.vocab)
+        t = self.tally.setdefault(p.mode, Counter()) if hasattr(self, "tally") else Counter()
+        t.update(passages=1, sentences=res.sentences, kept_sentences=res.kept_sentences,
+                 dropped=not res.kept, repaired=bool(res.kept and res.dropped))
+        gone = [{"sentence": d.sentence, "start": d.start, "end": d.end, "reason": d.reason} for d in res.dropped]
+        if not res.kept:
+            return Flag(f"unsupported by its source: {res.reason}", sentences=gone)
+        if gone:
+            return Flag(f"removed {len(gone)}/{res.sentences} sentences unsupported by the source", text=res.text,
+                        sentences=gone)
         return None
 
 
@@ -462,6 +532,19 @@ class Outcome:
     dropped: list[tuple[SynthPassage, str, str]]  # (passage as it reached the filter, filter, reason)
     edits: dict[str, list[dict]]  # task_id -> repairs made to a kept passage
     stats: list[dict]  # per filter, in order
+    # task_id -> sentences a filter removed (repaired) or judged (dropped passage), each with its reason
+    sentences: dict[str, list[dict]] = field(default_factory=dict)
+
+
+def run_filter(f: Filter, passages: list[SynthPassage], ctx: FilterContext) -> list[Flag | None]:
+    """The filter's flags for the passages it applies to; None (pass) for the others."""
+    idx = [i for i, p in enumerate(passages) if f.applies(p)]
+    if len(idx) == len(passages):
+        return f.run(passages, ctx)
+    flags: list[Flag | None] = [None] * len(passages)
+    for i, flag in zip(idx, f.run([passages[i] for i in idx], ctx) if idx else []):
+        flags[i] = flag
+    return flags
 
 
 def apply_filters(passages: list[SynthPassage], filters: list[Filter], ctx: FilterContext) -> Outcome:
@@ -469,14 +552,16 @@ def apply_filters(passages: list[SynthPassage], filters: list[Filter], ctx: Filt
     near-duplicates stays). `would_flag` counts what each filter flags on all inputs on its own;
     expensive filters are counted only on the passages that reach them (`evaluated`)."""
     passages = sorted(passages, key=lambda p: p.seq)
-    would = {f.name: sum(flag is not None for flag in f.run(passages, ctx))
+    would = {f.name: sum(flag is not None for flag in run_filter(f, passages, ctx))
              for f in tqdm(filters, desc="filters (would flag)", leave=False) if not f.expensive}
     alive = [copy.deepcopy(p) for p in passages]
-    dropped, edits, stats = [], {}, []
+    dropped, edits, stats, sentences = [], {}, [], {}
     for f in tqdm(filters, desc="filters", leave=False):
-        flags = f.run(alive, ctx)
+        flags = run_filter(f, alive, ctx)
         survivors, n_repaired = [], 0
         for p, flag in zip(alive, flags):
+            if flag is not None and flag.sentences:
+                sentences.setdefault(p.task_id, []).extend({"filter": f.name, **s} for s in flag.sentences)
             if flag is None:
                 survivors.append(p)
             elif flag.text is not None:
@@ -492,13 +577,15 @@ def apply_filters(passages: list[SynthPassage], filters: list[Filter], ctx: Filt
             "remaining": len(survivors), "tokens_remaining": sum(p.completion_tokens for p in survivors),
         })
         alive = survivors
-    return Outcome(kept=alive, dropped=dropped, edits=edits, stats=stats)
+    return Outcome(kept=alive, dropped=dropped, edits=edits, stats=stats, sentences=sentences)
 
 
 def _repair(p: SynthPassage, name: str, flag: Flag) -> dict:
     """Replace the text; scale completion_tokens by the characters kept (the original is recorded)."""
     edit = {"filter": name, "reason": flag.reason, "original_text": p.text,
             "original_completion_tokens": p.completion_tokens}
+    if flag.sentences:
+        edit["removed_sentences"] = flag.sentences
     share = len(flag.text or "") / max(1, len(p.text))
     p.text = flag.text or ""
     p.completion_tokens = round(p.completion_tokens * share)

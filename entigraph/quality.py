@@ -14,6 +14,13 @@ Metrics (all on word tokens, see filters.words):
   whose two entities are both mentioned in one passage (names and aliases, filters.EntityIndex).
 - embedding coverage: share of source passages whose nearest synthetic passage has cosine >=
   filter.coverage_threshold (optional: needs an embedding function).
+- source-unit coverage (entigraph/facts/coverage.py), per synthesis mode and for all modes, before
+  and after filtering: the share of source units (the corpus's sentences) restated by at least 1
+  and at least filter.coverage_k synthetic sentences, overall and per document; the share of
+  synthetic sentences the source supports; the invented-name rate. Markup ("Question:", list
+  markers) is not a claim, and the generator-free modes' instructions are not counted.
+- the support gate (filter.sentence_support): per mode, passages and sentences judged, kept,
+  repaired and dropped, the reasons sentences were removed, and examples.
 """
 
 from __future__ import annotations
@@ -30,7 +37,7 @@ from typing import Any
 import numpy as np
 
 from .config import FilterConfig
-from .filters import FilterContext, Judge, Outcome, invented_names, near_duplicates
+from .filters import FilterContext, Judge, Outcome, SentenceSupport, invented_names, near_duplicates
 from .text import ngram_hashes, words
 from .records import Document, Entity, Passage, SynthPassage
 
@@ -163,10 +170,49 @@ def metrics(passages: list[SynthPassage], ctx: FilterContext, cfg: FilterConfig,
     }
 
 
+def unit_coverage(sets: dict[str, list[SynthPassage]], ctx: FilterContext, documents: list[Document],
+                  entities: list[Entity], k: int) -> dict:
+    """Source-unit coverage per mode of each set of passages (entigraph/facts/coverage.py)."""
+    from .facts.coverage import Coverage
+    from .facts.units import source_units
+
+    units = source_units(documents, entities)
+    out = {}
+    for name, passages in sets.items():
+        cov = Coverage(units, ctx.vocab, k=k, forms=ctx.forms)
+        for p in passages:
+            cov.add(p.text, p.mode, p.doc_ids or None)
+        out[name] = cov.report()
+    return {"units": len(units), "documents": len({u.doc_id for u in units}), **out}
+
+
+def _reason_kind(reason: str) -> str:
+    for prefix, kind in (("name", "name absent from the source"), ("number", "number absent from the source"),
+                         ("shares", "too few content words in the source")):
+        if reason.startswith(prefix):
+            return kind
+    return "other"
+
+
+def support_summary(support: SentenceSupport | None, outcome: Outcome) -> dict | None:
+    """The support gate's verdicts per mode, why sentences went, and examples."""
+    if support is None:
+        return None
+    removed = [s for ss in outcome.sentences.values() for s in ss if s.get("filter") == support.name]
+    tally = {m: dict(c) for m, c in sorted(getattr(support, "tally", {}).items())}
+    total = Counter()
+    for c in tally.values():
+        total.update(c)
+    return {"by_mode": tally, "all": dict(total),
+            "kept_sentence_rate": total["kept_sentences"] / total["sentences"] if total["sentences"] else None,
+            "reasons": dict(Counter(_reason_kind(s["reason"]) for s in removed).most_common()),
+            "examples": [{"sentence": s["sentence"][:300], "reason": s["reason"]} for s in removed[:EXAMPLES * 3]]}
+
+
 def build_report(inputs: list[SynthPassage], outcome: Outcome, ctx: FilterContext, cfg: FilterConfig, *,
                  documents: list[Document], source: list[Passage], entities: list[Entity],
                  graph: Any = None, seed: int = 0, judge: Judge | None = None,
-                 embed: Embed | None = None) -> dict:
+                 embed: Embed | None = None, support: SentenceSupport | None = None) -> dict:
     """The report JSON: counts per filter with examples, repairs, and metrics before/after.
     `graph` is the extract stage's networkx graph (None: every entity a node, no edges)."""
     before = [p for p in inputs if p.status == "ok" and p.text.strip()]
@@ -204,6 +250,8 @@ def build_report(inputs: list[SynthPassage], outcome: Outcome, ctx: FilterContex
             "unparseable": len(judge.unparseable), "unparseable_examples": judge.unparseable[:EXAMPLES]},
         "metrics": report_metrics,
         "metrics_notes": "before: generated passages with text (status ok); after: kept passages",
+        "support": support_summary(support, outcome),
+        "coverage": unit_coverage(sets, ctx, documents, entities, cfg.coverage_k),
         "settings": asdict(cfg),
     }
 
@@ -241,6 +289,59 @@ class _Raw(str):
     """Already-escaped HTML for a table cell."""
 
 
+def _pct(v) -> str:
+    return "–" if v is None else f"{v:.1%}"
+
+
+def _mode_rows(modes: dict) -> list[list]:
+    order = sorted((m for m in modes if m != "*"), key=str) + (["*"] if "*" in modes else [])
+    return [[_Raw("<strong>all modes</strong>") if m == "*" else m, modes[m]["passages"], modes[m]["sentences"],
+             _pct(modes[m]["supported_sentence_rate"]), _pct(modes[m]["invented_name_rate"]),
+             _pct(modes[m]["covered_1"]), _pct(modes[m]["covered_k"]),
+             _pct(modes[m]["doc_mean_covered_1"]), _pct(modes[m]["doc_mean_covered_k"])] for m in order]
+
+
+def coverage_html(cov: dict) -> list[str]:
+    """Source-unit coverage per mode (kept and as generated), and per document for all modes."""
+    after = cov.get("after", {})
+    k = after.get("k", 3)
+    header = ["mode", "passages", "sentences", "supported sentences", "invented-name rate", "units covered ≥ 1",
+              f"≥ {k}", "per-document mean ≥ 1", f"≥ {k}"]
+    parts = ["<h3>Source coverage</h3>",
+             f"<p>The corpus's {cov['units']:,} sentences (source units) in {cov['documents']:,} documents: how many "
+             f"the synthetic sentences restate at least once and at least {k} times (a restatement carries "
+             f"3/4 of a unit's names and numbers and 3/5 of its content words), the share of synthetic sentences "
+             f"their documents support, and the share of names found nowhere in the corpus. "
+             f"Kept passages:</p>",
+             _table(header, _mode_rows(after.get("modes", {})))]
+    before = cov.get("before", {}).get("modes", {})
+    if before:
+        parts += ["<p>As generated (before the filters):</p>", _table(header, _mode_rows(before))]
+    per_doc = after.get("modes", {}).get("*", {}).get("per_doc", {})
+    if per_doc:
+        rows = [[d, r["units"], _pct(r["covered_1"]), _pct(r["covered_k"])] for d, r in sorted(per_doc.items())]
+        parts += [f"<details><summary>Per document (kept passages, all modes)</summary>"
+                  + _table(["document", "units", "covered ≥ 1", f"covered ≥ {k}"], rows) + "</details>"]
+    return parts
+
+
+def support_html(sup: dict) -> list[str]:
+    a = sup["all"]
+    parts = ["<h3>Sentence support gate</h3>",
+             f"<p>{a.get('sentences', 0):,} sentences of {a.get('passages', 0):,} LLM-written passages checked "
+             f"against their source context; {a.get('kept_sentences', 0):,} supported "
+             f"({_pct(sup['kept_sentence_rate'])}). {a.get('repaired', 0):,} passages kept without their "
+             f"unsupported sentences, {a.get('dropped', 0):,} dropped (too little left). Sentences removed: "
+             + html.escape(", ".join(f"{k} {v:,}" for k, v in sup["reasons"].items()) or "none") + ".</p>",
+             _table(["mode", "passages", "sentences", "kept sentences", "repaired", "dropped"],
+                    [[m, c.get("passages", 0), c.get("sentences", 0), c.get("kept_sentences", 0),
+                      c.get("repaired", 0), c.get("dropped", 0)] for m, c in sup["by_mode"].items()])]
+    if sup["examples"]:
+        parts.append(_table(["removed sentence", "reason"],
+                            [[_Raw(f"<small>{html.escape(e['sentence'])}</small>"), e["reason"]] for e in sup["examples"]]))
+    return parts
+
+
 def report_section_html(report: dict) -> str:
     """An HTML fragment (headings and tables, no <html>/<body>) for the final report."""
     n_in, n_kept = report["input"], report["kept"]
@@ -259,6 +360,10 @@ def report_section_html(report: dict) -> str:
     keys = [k for k in METRIC_LABELS if k in before or k in after]
     parts.append(_table(["metric", "before", "after"],
                         [[METRIC_LABELS[k], before.get(k), after.get(k)] for k in keys]))
+    if report.get("coverage"):
+        parts += coverage_html(report["coverage"])
+    if report.get("support"):
+        parts += support_html(report["support"])
     rows = [[f["filter"], e["task_id"], e["reason"], _Raw(f"<small>{html.escape(e['text'][:300])}</small>")]
             for f in report["filters"] for e in f["examples"]]
     if rows:

@@ -87,11 +87,12 @@ class SynthTask:
     """One generation request; its id is a hash of everything that determines the output."""
 
     task_id: str
-    mode: str  # summary | pair | triple | rephrase
+    mode: str  # synthesis.modes: summary | pair | triple | rephrase | permute | ... (config.SynthesisMode)
     entities: list[str]  # entity names (canonical)
     doc_ids: list[str]
     passage_ids: list[str]  # the context given to the model
     seq: int  # position in the sampler's order (for reproducible export order)
+    unit_ids: list[str] = field(default_factory=list)  # source units it restates (entigraph.facts); [] = none named
 
 
 @dataclass
@@ -115,6 +116,7 @@ class SynthPassage:
     seconds: float = 0.0
     seq: int = 0
     prompt: str = ""  # the rendered prompt (kept for prompt-echo and grounding checks)
+    unit_ids: list[str] = field(default_factory=list)  # source units it is built from or restates; [] = none named
 
 
 @dataclass

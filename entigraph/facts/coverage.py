@@ -13,8 +13,8 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping
 
 from ..filters import invented_names
-from ..text import sentences, strip_list_marker
-from .support import Claim, Evidence, SupportGate, name_present
+from ..text import sentences
+from .support import Claim, Evidence, SupportGate, is_scaffold, name_present, strip_markup
 from .units import SourceUnit, UnitIndex
 
 MIN_ANCHOR_SHARE = 0.75  # chosen on the tuning documents (docs/faithful.md)
@@ -85,7 +85,10 @@ class Coverage:
             self.stats[m]["passages"] += 1
         names = invented = 0
         for sentence in sentences(text):
-            cands, inv = invented_names(strip_list_marker(sentence), self.vocab)
+            if is_scaffold(sentence):  # an instruction of a generator-free mode: not a claim
+                out.append([])
+                continue
+            cands, inv = invented_names(strip_markup(sentence), self.vocab)
             names, invented = names + len(cands), invented + len(inv)
             claim = Claim.of(sentence, cands)
             hits = self.restated(claim, doc_ids)

@@ -5,10 +5,16 @@ form of the same entity does: "Sherlock Holmes" where the source says "Holmes"),
 writes occurs there, and at least ``min_share`` of its content words do. ``SupportGate`` applies
 this to each sentence of a generated passage, drops the unsupported ones with a reason, and keeps
 the passage when enough remains. Quoting the source verbatim is always supported.
+
+Markup is not a claim: a list marker ("2.", "-"), a turn or field label at a sentence's opening
+("Question:", "Answer:", "Fill in the blank:", "Teacher:", "Key fact:", ``LABELS``) is set aside
+before a sentence is checked, and the fixed instructions of the generator-free modes
+(``SCAFFOLD``: "Answer the questions based on the text above.") are neither checked nor counted.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -24,6 +30,27 @@ from ..text import (
 from .units import name_key
 
 MIN_SHARE = 0.6  # chosen on the tuning documents (docs/faithful.md)
+
+# Turn and field labels that open a sentence in question-answer, dialogue, note and list forms.
+LABELS = re.compile(
+    r"(?:\*\*|__)?(?:Question|Answer|Q|A|Fill in the blank|Student|Teacher|Tutor|Learner|Interviewer|"
+    r"Expert|Reader|Note|Notes|Fact|Key fact|Key point|Summary|Explanation|Event|Strategy|Step|Speaker|"
+    r"Person)(?: \d{1,3}| [A-Z])?\s*:(?:\*\*|__)?\s+")
+# Fixed instructions written by the generator-free modes (entigraph/facts/transforms.py).
+SCAFFOLD = frozenset({"Answer the questions based on the text above."})
+
+
+def strip_markup(sentence: str) -> str:
+    """The sentence without its list marker and opening labels: "- Answer: Zorblax Venn." -> "Zorblax Venn." """
+    s = strip_list_marker(sentence)
+    while m := LABELS.match(s):
+        s = s[m.end():]
+    return s
+
+
+def is_scaffold(sentence: str) -> bool:
+    """An instruction of a generator-free mode: states nothing about the source."""
+    return sentence.strip() in SCAFFOLD
 
 
 @dataclass(frozen=True)
@@ -50,7 +77,7 @@ def name_present(name: str, vocab: frozenset[str] | set[str],
 
 @dataclass(frozen=True)
 class Claim:
-    """A sentence digested once (list marker dropped): what the support and restatement checks read."""
+    """A sentence digested once (list marker and labels dropped): what the support and restatement checks read."""
 
     text: str
     names: tuple[str, ...]
@@ -60,8 +87,8 @@ class Claim:
 
     @classmethod
     def of(cls, sentence: str, candidates: list[str] | None = None) -> Claim:
-        """`candidates`: ``name_candidates`` of the list-marker-free sentence, when already known."""
-        s = strip_list_marker(sentence)
+        """`candidates`: ``name_candidates`` of ``strip_markup(sentence)``, when already known."""
+        s = strip_markup(sentence)
         return cls(s, tuple(sentence_names(s, candidates=candidates)), frozenset(words(s)),
                    tuple(dict.fromkeys(numbers(s))), frozenset(content_words(s)))
 
@@ -146,17 +173,22 @@ class SupportGate:
         """The passage with its unsupported sentences removed, and why each one went.
 
         `source` is the context the passage was generated from; `vocab` (lowercase corpus words),
-        when given, tells an invented name from one taken from elsewhere in the corpus."""
+        when given, tells an invented name from one taken from elsewhere in the corpus. Scaffold
+        sentences (``SCAFFOLD``) stay and are not counted."""
         ev = source if isinstance(source, Evidence) else Evidence.of(source)
         spans = sentence_spans(text)
-        kept, dropped = [], []
+        kept, dropped, scaffold = [], [], 0
         for a, b in spans:
+            if is_scaffold(text[a:b]):
+                kept.append((a, b))
+                scaffold += 1
+                continue
             reason = self.check(text[a:b], ev, vocab)
             if reason:
                 dropped.append(Dropped(text[a:b], a, b, reason))
             else:
                 kept.append((a, b))
-        n, k = len(spans), len(kept)
+        n, k = len(spans) - scaffold, len(kept) - scaffold
         if k < self.min_kept_sentences or (n and k / n < self.min_kept_share):
             why = (f"keeps {k}/{n} sentences ({k / n if n else 0:.2f}; needs >= {self.min_kept_sentences} "
                    f"and >= {self.min_kept_share} of them)")

@@ -1,9 +1,12 @@
 """The filter stage: apply the quality gates to the stored synthesis run and write the data report.
 
 Writes under runs/<name>/filter/:
-    kept.jsonl     SynthPassage records kept (possibly trimmed), each with `edits` (repairs made)
-    dropped.jsonl  SynthPassage records dropped, each with `dropped_by` and `reason`
-    report.json    counts per filter with examples, repairs, judge scores, metrics before/after
+    kept.jsonl     SynthPassage records kept (possibly trimmed), each with `edits` (repairs made) and
+                   `unsupported_sentences` (each sentence the support gate removed, with its reason)
+    dropped.jsonl  SynthPassage records dropped, each with `dropped_by` and `reason` (and, when the
+                   support gate dropped it, `unsupported_sentences`: why each sentence failed)
+    report.json    counts per filter with examples, repairs, judge scores, metrics before/after, the
+                   support gate's tally, source-unit coverage per synthesis mode (entigraph/facts)
     summary.json   the summary returned by run()
 """
 
@@ -17,7 +20,8 @@ from .. import artifacts
 from ..config import RunConfig
 from ..config import FilterConfig
 from ..filters import (Echo, Empty, Failed, Filter, FilterContext, Grounding, Judge, Length, NearDup, Noise,
-                       Repetition, Truncated, apply_filters)
+                       Repetition, SentenceSupport, Truncated, apply_filters)
+from ..synthesis.prompts import MODES as LLM_MODES
 from ..io import write_json, write_jsonl
 from ..models import resolve_embedder
 from ..quality import Embed, build_report
@@ -34,11 +38,17 @@ def load_embedder(name: str) -> Embed:
 
 def build_filters(f: FilterConfig, judge_batch_size: int = 16) -> list[Filter]:
     """The gates in order, cheap to expensive, each with its thresholds from the config."""
+    support: list[Filter] = []
+    gated: list[str] = []
+    if f.sentence_support:
+        gated = list(f.support_modes or LLM_MODES)
+        support = [SentenceSupport(f.support_min_share, f.support_max_absent_names, f.support_max_absent_numbers,
+                                   f.support_min_kept_sentences, f.support_min_kept_share, gated)]
     filters: list[Filter] = [
-        Failed(), Empty(), Truncated(f.min_words), Echo(f.echo_threshold), Noise(f.noise_terms),
+        Failed(), Empty(), Truncated(f.min_words), *support, Echo(f.echo_threshold), Noise(f.noise_terms),
         Length(f.min_words, f.length_sigma, f.length_reference),
         Repetition(f.max_dup_line_ratio, f.max_top_ngram_share, f.max_dup_ngram_ratio),
-        Grounding(f.require_entities, f.max_invented_rate), NearDup(f.near_dup_threshold, f.near_dup_num_perm),
+        Grounding(f.require_entities, f.max_invented_rate, gated), NearDup(f.near_dup_threshold, f.near_dup_num_perm),
     ]
     return filters + [Judge(f.judge_threshold, judge_batch_size)] if f.judge else filters
 
@@ -66,14 +76,17 @@ def run(cfg: RunConfig, embed: Embed | None = None) -> dict:
     if embed is None and cfg.filter.embedding_coverage:
         embed = load_embedder(cfg.models.embedder)
     judge = next((f for f in filters if isinstance(f, Judge)), None)
+    support = next((f for f in filters if isinstance(f, SentenceSupport)), None)
     report = build_report(inputs, outcome, ctx, cfg.filter, documents=documents, source=source, entities=entities,
                           graph=artifacts.graph(cfg.out), seed=cfg.seed, judge=judge,
-                          embed=embed if cfg.filter.embedding_coverage else None)
+                          embed=embed if cfg.filter.embedding_coverage else None, support=support)
 
-    write_jsonl(out / "kept.jsonl", ({**to_dict(p), "edits": outcome.edits.get(p.task_id, [])}
+    write_jsonl(out / "kept.jsonl", ({**to_dict(p), "edits": outcome.edits.get(p.task_id, []),
+                                      "unsupported_sentences": outcome.sentences.get(p.task_id, [])}
                                      for p in outcome.kept))
     write_jsonl(out / "dropped.jsonl", ({**to_dict(p), "dropped_by": f, "reason": r,
-                                         "edits": outcome.edits.get(p.task_id, [])}
+                                         "edits": outcome.edits.get(p.task_id, []),
+                                         "unsupported_sentences": outcome.sentences.get(p.task_id, [])}
                                         for p, f, r in outcome.dropped))
     write_json(out / "report.json", report)
     summary = make_summary(report)
@@ -93,7 +106,17 @@ def make_summary(report: dict) -> dict:
         "tokens_in": report["tokens_in"],
         "tokens_kept": report["tokens_kept"],
         "metrics": {k: [before.get(k), after.get(k)] for k in keys if k in before},
+        "coverage": _coverage_summary(report),
     }
+
+
+def _coverage_summary(report: dict) -> dict | None:
+    """Kept passages, all modes: source units covered >= 1 and >= k times, supported sentences, invented names."""
+    every = (report.get("coverage") or {}).get("after", {}).get("modes", {}).get("*")
+    if not every:
+        return None
+    keys = ("covered_1", "covered_k", "supported_sentence_rate", "invented_name_rate")
+    return {"k": report["coverage"]["after"]["k"], **{k: every[k] for k in keys}}
 
 
 def summary_lines(summary: dict) -> list[str]:
@@ -107,5 +130,11 @@ def summary_lines(summary: dict) -> list[str]:
     fmt = lambda v: "–" if v is None else f"{v:.3f}"  # noqa: E731
     lines.append("before -> after: " + ", ".join(
         f"{k} {fmt(b)} -> {fmt(a)}" for k, (b, a) in summary["metrics"].items()))
+    cov = summary.get("coverage")
+    if cov:
+        pct = lambda v: "–" if v is None else f"{v:.0%}"  # noqa: E731
+        lines.append(f"source units covered >= 1: {pct(cov['covered_1'])}, >= {cov['k']}: {pct(cov['covered_k'])}; "
+                     f"supported sentences {pct(cov['supported_sentence_rate'])}, invented names "
+                     f"{pct(cov['invented_name_rate'])} (kept passages, all modes)")
     lines.append("details: filter/report.json, dropped passages in filter/dropped.jsonl")
     return lines

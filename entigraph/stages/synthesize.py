@@ -1,7 +1,9 @@
 """The synthesize stage: the engine over the extract stage's outputs, one writer per run folder.
 
 Writes under runs/<name>/synthesize/: store.sqlite (every attempt, with provenance), passages.jsonl
-(the ok passages in sampler order), failed.jsonl, summary.json.
+(the ok passages in sampler order), failed.jsonl, summary.json, and plans.jsonl (Active Reading's
+proposed strategies) when active_reading is asked for. When every mode asked for is generator-free
+no model is loaded.
 """
 
 from __future__ import annotations
@@ -12,10 +14,12 @@ from typing import Any
 from .. import artifacts
 from ..backends import run_backend
 from ..config import RunConfig
-from ..errors import EntigraphError
-from ..io import read_jsonl, write_json
+from ..errors import ConfigError, EntigraphError
+from ..io import read_jsonl, write_json, write_jsonl
+from ..records import to_dict
 from ..secrets import mask
 from ..synthesis.engine import Engine
+from ..synthesis.faithful import NoBackend, needs_backend
 from ..synthesis.prompts import load_templates
 from ..synthesis.store import Store
 
@@ -30,13 +34,19 @@ def run(cfg: RunConfig, progress: bool = True) -> dict[str, Any]:
     documents, passages = artifacts.documents(cfg.out), artifacts.passages(cfg.out)
     entities, graph = artifacts.entities(cfg.out), artifacts.graph(cfg.out)
     templates = load_templates(cfg.synthesis.templates_dir, cfg.synthesis.modes)
+    check_per_doc(cfg)
     with run_lock(cfg):  # two writers would both generate the same pending tasks
-        backend = run_backend(cfg)
+        backend = run_backend(cfg) if needs_backend(cfg.synthesis.modes) else NoBackend()
         try:
             with Store(out / "store.sqlite") as store:
                 summary = Engine(cfg, backend, documents, passages, entities, graph, templates).run(store, progress)
                 store.export_jsonl(out / "passages.jsonl")
                 store.export_jsonl(out / "failed.jsonl", status="failed")
+                if "active_reading" in cfg.synthesis.modes:
+                    plans = store.plans()
+                    write_jsonl(out / "plans.jsonl", (to_dict(p) for p in sorted(plans.values(), key=lambda p: p.task_id)))
+                    summary["plans"] = store.plan_totals()
+                summary["per_mode"] = per_mode(store)
         finally:
             backend.close()
     write_json(out / "summary.json", summary)
@@ -45,6 +55,24 @@ def run(cfg: RunConfig, progress: bool = True) -> dict[str, Any]:
         raise EntigraphError(f"synthesize: all {summary['failed']} requests failed (first: {mask(first)[:200]}); "
                              f"see {out / 'failed.jsonl'}; rerun to retry them")
     return summary
+
+
+def check_per_doc(cfg: RunConfig) -> None:
+    """synthesis.per_doc names modes of synthesis.modes (an error before any model loads)."""
+    for mode in cfg.synthesis.per_doc:
+        if mode not in cfg.synthesis.modes:
+            known = ", ".join(cfg.synthesis.modes)
+            raise ConfigError(f"synthesis.per_doc: {mode!r} is not one of synthesis.modes ({known})")
+
+
+def per_mode(store: Store) -> dict[str, dict[str, int]]:
+    """Ok passages and generated tokens per mode."""
+    out: dict[str, dict[str, int]] = {}
+    for p in store.passages("ok"):
+        row = out.setdefault(p.mode, {"passages": 0, "completion_tokens": 0})
+        row["passages"] += 1
+        row["completion_tokens"] += p.completion_tokens
+    return out
 
 
 def export_hf_dataset(cfg: RunConfig, path: str | Path | None = None) -> Path:
@@ -62,4 +90,6 @@ def summary_lines(summary: dict[str, Any]) -> list[str]:
         f"{summary['completion_tokens']} tokens generated",
         f"{summary['tokens_per_s']} tokens/s; {summary['prompt_tokens_per_generated_token']} prompt tokens "
         f"per generated token ({summary['context']} context)",
-    ]
+    ] + ([("per mode: " + ", ".join(f"{m} {r['passages']}" for m, r in summary["per_mode"].items())
+           + (f"; {summary['plans']['plans']} Active Reading plans" if summary.get("plans") else ""))]
+         if summary.get("per_mode") else [])

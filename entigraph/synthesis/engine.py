@@ -5,6 +5,10 @@ length and cut into batches, so a batch holds prompts of similar length. The bat
 on the stream, never on what is already done, and each batch commits in one transaction: a rerun
 after kill -9 skips the committed batches and regenerates the others exactly as they would have
 been (same composition, same seed), so the resumed store equals an uninterrupted run's.
+
+Generator-free modes (faithful.py) are built here instead of by the backend; the sampler's
+``units`` strategy reads the store at multiples of the window (``round_tasks``), which is only
+safe while a window is generated and committed before the next one is drawn from the stream.
 """
 
 from __future__ import annotations
@@ -19,7 +23,8 @@ from tqdm import tqdm
 
 from ..backends import Backend, Generation, Request
 from ..config import RunConfig
-from .prompts import Template, load_templates
+from .faithful import FREE_VERSION, UNIT_MODES, Planner, UnitOptions, UnitTasks, needs_units
+from .prompts import GENERATOR_FREE, PLAN, Template, load_templates
 from ..records import Document, Entity, Passage, SynthPassage, SynthTask
 from .sampler import RelationSampler, build_index
 from .store import Store
@@ -42,13 +47,17 @@ class Engine:
         self.docs = {d.doc_id: d for d in documents}
         self.text = {p.passage_id: p.text for p in passages}
         self.sampling = {m: t.sampling(cfg.backend.sampling) for m, t in self.templates.items()}
+        self.sampling.update({m: cfg.backend.sampling for m in GENERATOR_FREE})  # unused: no model writes them
         salt = {m: {"template": t.version, "model": backend.model, "sampling": dataclasses.asdict(self.sampling[m]),
                     "seed": cfg.seed} for m, t in self.templates.items()}
         tokens = {p.passage_id: backend.count_tokens(p.text) for p in passages} if s.context == "local" else None
+        self.units = (UnitTasks(documents, passages, entities, UnitOptions.from_config(s), cfg.seed)
+                      if needs_units(s.modes, s.strategy) else None)
         self.sampler = RelationSampler(
             build_index(documents, passages, entities, graph), entities, passages, modes=s.modes,
             strategy=s.strategy, context=s.context, context_tokens=s.context_tokens, seed=cfg.seed,
-            salt=salt, passage_tokens=tokens,
+            salt=salt, passage_tokens=tokens, units=self.units, per_doc=s.per_doc,
+            round_tasks=cfg.backend.batch_size * WINDOW_BATCHES, coverage_k=s.coverage_k,
         )
 
     def tasks(self) -> Iterator[SynthTask]:
@@ -56,6 +65,8 @@ class Engine:
         return islice(stream, self.cfg.synthesis.max_passages) if self.cfg.synthesis.max_passages else stream
 
     def messages(self, task: SynthTask) -> list[dict[str, str]]:
+        if task.mode in UNIT_MODES:
+            return self.units.messages(task.task_id, self.templates)
         doc = self.docs[task.doc_ids[0]]
         if self.cfg.synthesis.context == "document" and task.mode != "rephrase":
             context = doc.text
@@ -73,7 +84,20 @@ class Engine:
             for i in range(0, len(items), size):
                 yield items[i:i + size]
 
+    def generate(self, todo: list[tuple[SynthTask, Request]]) -> list[Generation]:
+        """Generator-free tasks are built here; the others go to the backend in one call."""
+        llm = [req for task, req in todo if task.mode not in GENERATOR_FREE]
+        gens = iter(self.backend.generate(llm) if llm else [])
+        return [self.units.generation(t.task_id) if t.mode in GENERATOR_FREE else next(gens) for t, _ in todo]
+
     def record(self, task: SynthTask, req: Request, gen: Generation) -> SynthPassage:
+        if task.mode in GENERATOR_FREE:  # no template, no model
+            return SynthPassage(
+                task_id=task.task_id, mode=task.mode, entities=task.entities, doc_ids=task.doc_ids,
+                passage_ids=task.passage_ids, unit_ids=task.unit_ids, text=gen.text,
+                status="ok" if gen.text else "failed", error="" if gen.text else "nothing to build",
+                template_version="free-" + FREE_VERSION, backend="none",
+                completion_tokens=gen.completion_tokens, finish_reason=gen.finish_reason, seq=task.seq)
         t = self.templates[task.mode]
         return SynthPassage(
             task_id=task.task_id, mode=task.mode, entities=task.entities, doc_ids=task.doc_ids,
@@ -81,11 +105,15 @@ class Engine:
             error=gen.error, template=Path(t.path).name, template_version=t.version, model=self.backend.model,
             backend=self.backend.name, sampling=dataclasses.asdict(req.sampling), prompt_tokens=gen.prompt_tokens,
             completion_tokens=gen.completion_tokens, finish_reason=gen.finish_reason, seconds=gen.seconds,
-            seq=task.seq, prompt=req.messages[-1]["content"],
+            seq=task.seq, prompt=req.messages[-1]["content"], unit_ids=task.unit_ids,
         )
 
     def run(self, store: Store, progress: bool = True) -> dict[str, Any]:
         s = self.cfg.synthesis
+        if self.units is not None:  # what the unit-anchored streams read: the store, and plans written by the backend
+            self.units.planner = Planner(self.units, self, store) if PLAN in self.templates else None
+            if self.sampler.feedback is not None:
+                self.sampler.feedback.lookup = store.get
         done = store.statuses()  # task_id -> (status, completion tokens), read once
         stats = dict(resumed=0, generated=0, failed_now=0, new_prompt_tokens=0, new_completion_tokens=0)
         budget_tokens, seen, stopped_by_tokens = 0, 0, False
@@ -108,7 +136,7 @@ class Engine:
                     todo.append((task, req))
             if not todo:
                 continue
-            gens = self.backend.generate([req for _, req in todo])
+            gens = self.generate(todo)
             records = [self.record(t, r, g) for (t, r), g in zip(todo, gens)]
             store.add(records)
             for rec in records:

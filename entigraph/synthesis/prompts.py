@@ -1,9 +1,13 @@
-"""Prompt templates: one file per mode in entigraph/prompts/, overridable with synthesis.templates_dir.
+"""Prompt templates: one file per mode in entigraph/synthesis/templates/, overridable with synthesis.templates_dir.
 
 A template file is a header of ``# key: value`` lines (``version`` is required; ``max_new_tokens``
 and the sampling keys override backend.sampling for that mode), then ``[system]`` and ``[user]``
-sections. Placeholders are ``{title}``, ``{context}``, ``{entities}``, ``{entity_1}``..``{entity_3}``;
+sections. Placeholders are ``{title}``, ``{context}``, ``{entities}``, ``{entity_1}``..``{entity_3}``,
+and for Active Reading ``{count}`` (strategies asked for) and ``{strategy}`` (the one to apply);
 substitution is one pass over the template, so braces inside the corpus text are left alone.
+
+The generator-free modes (``GENERATOR_FREE``) have no template; ``active_reading`` has two, its
+first step's (``active_reading_plan.txt``: propose strategies) and its second's (apply one).
 
 The version that identifies a template (and so the synthetic passages made with it) is the declared
 version plus a hash of the text: editing a template without bumping its version still makes a
@@ -22,8 +26,13 @@ from ..config import SamplingConfig
 from ..errors import ConfigError
 
 SHIPPED_DIR = Path(__file__).parent / "templates"
-MODES = ("summary", "pair", "triple", "rephrase")
-PLACEHOLDERS = {"title", "context", "entities", "entity_1", "entity_2", "entity_3"}
+# modes written by an LLM through a template (EntiGraph's, the source-anchored rewrites, Active Reading)
+MODES = ("summary", "pair", "triple", "rephrase", "explain", "quiz", "dialogue", "list", "timeline", "notes",
+         "active_reading")
+REWRITES = ("explain", "quiz", "dialogue", "list", "timeline", "notes")  # restate given source units in a form
+GENERATOR_FREE = ("permute", "profile", "reading", "qa")  # built from the source's sentences: no model, no template
+PLAN = "active_reading_plan"  # active_reading's first step: a template, not a mode
+PLACEHOLDERS = {"title", "context", "entities", "entity_1", "entity_2", "entity_3", "count", "strategy"}
 SAMPLING_KEYS = {f.name: f.type for f in dataclasses.fields(SamplingConfig)}
 _FIELD = re.compile(r"\{(\w+)\}")
 
@@ -40,10 +49,11 @@ class Template:
     def sampling(self, base: SamplingConfig) -> SamplingConfig:
         return dataclasses.replace(base, **self.overrides)
 
-    def render(self, *, title: str, context: str, entities: list[str]) -> list[dict[str, str]]:
+    def render(self, *, title: str, context: str, entities: list[str], **extra: str) -> list[dict[str, str]]:
         values = {
             "title": title, "context": context,
             "entities": _join(entities) or "the main people, places and things",
+            "count": "", "strategy": "", **{k: str(v) for k, v in extra.items()},
         }
         for i in range(3):
             values[f"entity_{i + 1}"] = entities[i] if i < len(entities) else ""
@@ -104,15 +114,19 @@ def parse_template(text: str, mode: str, path: str = "") -> Template:
 
 
 def load_templates(templates_dir: str | None = None, modes: tuple[str, ...] | list[str] = MODES) -> dict[str, Template]:
-    """Templates for `modes`: from `templates_dir` where it has `<mode>.txt`, else the shipped ones."""
+    """Templates for `modes` (keyed by mode; active_reading brings PLAN too; generator-free modes
+    have none): from `templates_dir` where it has `<name>.txt`, else the shipped ones."""
     if templates_dir and not Path(templates_dir).is_dir():
         raise ConfigError(f"synthesis.templates_dir: {templates_dir} is not a folder")
     out = {}
     for mode in modes:
+        if mode in GENERATOR_FREE:
+            continue
         if mode not in MODES:
             raise ConfigError(f"synthesis.modes: unknown mode {mode!r}")
-        path = Path(templates_dir) / f"{mode}.txt" if templates_dir else None
-        if path is None or not path.is_file():
-            path = SHIPPED_DIR / f"{mode}.txt"
-        out[mode] = parse_template(path.read_text(encoding="utf-8"), mode, str(path))
+        for name in (PLAN, mode) if mode == "active_reading" else (mode,):
+            path = Path(templates_dir) / f"{name}.txt" if templates_dir else None
+            if path is None or not path.is_file():
+                path = SHIPPED_DIR / f"{name}.txt"
+            out[name] = parse_template(path.read_text(encoding="utf-8"), name, str(path))
     return out

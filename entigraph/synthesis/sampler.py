@@ -15,6 +15,15 @@ Strategies (``synthesis.strategy``):
   Documents and modes take turns, so a small budget still spreads over everything.
 - ``weighted``: pairs and triples drawn in proportion to co-occurrence (edge weight), without
   replacement; entities that never co-occur are never drawn together.
+- ``units``: ``coverage``'s order, reweighed by source-unit coverage: each pick of a pair, triple or
+  rewrite window is, among the next candidates, the one whose source units (the sentences of its
+  context that mention its entities; a window's sentences) the passages generated so far restate
+  least (``faithful.UnitFeedback``). The counts are read from the store only at multiples of
+  ``round_tasks`` (the engine's window), when everything yielded before has been committed, so a
+  resumed run makes the same picks as an uninterrupted one.
+
+The modes anchored in source units (generator-free, rewrites, Active Reading) take their tasks
+from ``faithful.UnitTasks``; ``per_doc`` caps any mode's tasks per document.
 
 Every task id hashes what determines its output (mode, entities, documents, context passages and
 the per-mode ``salt``: template version, model, sampling, seed), so a resumed run recognises done work.
@@ -28,12 +37,13 @@ import json
 import math
 import random
 from dataclasses import dataclass, field
-from itertools import count
+from itertools import count, islice
 from typing import Any, Iterable, Iterator
 
 from ..records import Document, Entity, Passage, SynthTask
+from .faithful import UNIT_MODES, UnitFeedback, UnitTask, UnitTasks
 
-STRATEGIES = ("exhaustive", "coverage", "weighted")
+STRATEGIES = ("exhaustive", "coverage", "weighted", "units")
 SUMMARY_ENTITIES = 3  # entities named in a summary prompt
 _M64 = (1 << 64) - 1
 
@@ -305,18 +315,41 @@ class RelationSampler:
     def __init__(self, index: list[DocIndex], entities: list[Entity], passages: list[Passage], *,
                  modes: list[str], strategy: str = "coverage", context: str = "local",
                  context_tokens: int = 768, seed: int = 0, salt: dict[str, Any] | None = None,
-                 passage_tokens: dict[str, int] | None = None) -> None:
+                 passage_tokens: dict[str, int] | None = None, units: UnitTasks | None = None,
+                 per_doc: dict[str, int] | None = None, round_tasks: int = 64, coverage_k: int = 3) -> None:
         if strategy not in STRATEGIES:
             raise ValueError(f"unknown strategy {strategy!r}")
+        if units is None and (strategy == "units" or any(m in UNIT_MODES for m in modes)):
+            raise ValueError("strategy units and the unit-anchored modes need `units` (faithful.UnitTasks)")
         self.index, self.modes, self.strategy = index, list(modes), strategy
         self.context, self.context_tokens, self.seed = context, context_tokens, str(seed)
         self.names = [e.name for e in entities]
+        self.entity_ids = [e.entity_id for e in entities]
         self.salt = {m: json.dumps(v, sort_keys=True) for m, v in (salt or {}).items()}  # serialised once
         self.tokens = passage_tokens or {p.passage_id: len(p.text.split()) * 4 // 3 + 1 for p in passages}
+        self.units, self.per_doc, self.round_tasks = units, dict(per_doc or {}), max(1, round_tasks)
+        self.feedback = UnitFeedback(units, coverage_k) if strategy == "units" and units is not None else None
         self._seq = count()
 
     def __iter__(self) -> Iterator[SynthTask]:
         self._seq = count()
+        stream = self._stream()
+        if self.feedback is None:
+            yield from stream
+            return
+        self.feedback.reset()
+        recent: list[str] = []
+        for pos in count():
+            if pos and pos % self.round_tasks == 0:  # everything yielded so far is generated and stored by now
+                self.feedback.refresh(recent)
+                recent = []
+            task = next(stream, None)  # computed now, after the refresh
+            if task is None:
+                return
+            recent.append(task.task_id)
+            yield task
+
+    def _stream(self) -> Iterator[SynthTask]:
         if "summary" in self.modes:
             for idx in self.index:
                 yield self._summary(idx)
@@ -329,13 +362,44 @@ class RelationSampler:
             yield from _interleave([_interleave([self._doc_stream(idx, m) for m in streams]) for idx in self.index])
 
     def _doc_stream(self, idx: DocIndex, mode: str) -> Iterator[SynthTask]:
+        stream = self._mode_stream(idx, mode)
+        limit = self.per_doc.get(mode)
+        return islice(stream, limit) if limit else stream
+
+    def _mode_stream(self, idx: DocIndex, mode: str) -> Iterator[SynthTask]:
+        if mode in UNIT_MODES:
+            for ut in self.units.stream(idx.doc.doc_id, mode, self.feedback):
+                yield self._unit_task(ut)
+            return
         if mode == "rephrase":
             for pid in idx.passage_ids:
                 yield self._task("rephrase", idx, [], [pid])
             return
         k = {"pair": 2, "triple": 3}[mode]
-        for local in STREAMS[self.strategy][k](idx, self.seed):
-            yield self._task(mode, idx, list(local), self._context_for(idx, local))
+        if self.feedback is None:
+            for local in STREAMS[self.strategy][k](idx, self.seed):
+                yield self._task(mode, idx, list(local), self._context_for(idx, local))
+            return
+        provenance = lambda local: self._provenance(idx, local)  # noqa: E731
+        for local in self.feedback.least_covered(STREAMS["coverage"][k](idx, self.seed), provenance):
+            positions = provenance(local)
+            yield self._task(mode, idx, list(local), self._context_for(idx, local),
+                             [self.units.units[i].unit_id for i in positions])
+
+    def _provenance(self, idx: DocIndex, local: Iterable[int]) -> list[int]:
+        """Positions of the source units of a pair or triple: the sentences of its context that
+        mention one of its entities (all sentences of the context when none does)."""
+        ids = {self.entity_ids[idx.entities[e]] for e in local}
+        inside = sorted({i for pid in self._context_for(idx, local) for i in self.units.passage_units.get(pid, ())})
+        named = [i for i in inside if ids & set(self.units.units[i].entities)]
+        return named or inside
+
+    def _unit_task(self, ut: UnitTask) -> SynthTask:
+        salt = self.salt.get(ut.mode) or self.units.salt(ut.mode)
+        tid = task_id(ut.mode, ut.entities, ut.doc_ids, ut.passage_ids,
+                      json.dumps([salt, ut.key, ut.digest, ut.strategy], ensure_ascii=False))
+        self.units.remember(tid, ut)
+        return SynthTask(tid, ut.mode, ut.entities, ut.doc_ids, ut.passage_ids, next(self._seq), unit_ids=ut.unit_ids)
 
     def _summary(self, idx: DocIndex) -> SynthTask:
         top = list(range(min(SUMMARY_ENTITIES, len(idx.entities))))
@@ -359,8 +423,9 @@ class RelationSampler:
             chosen = [0]
         return [idx.passage_ids[p] for p in sorted(chosen)]
 
-    def _task(self, mode: str, idx: DocIndex, local: list[int], passage_ids: list[str]) -> SynthTask:
+    def _task(self, mode: str, idx: DocIndex, local: list[int], passage_ids: list[str],
+              unit_ids: list[str] | None = None) -> SynthTask:
         names = [self.names[idx.entities[e]] for e in local]
         doc_ids = [idx.doc.doc_id]
         tid = task_id(mode, names, doc_ids, passage_ids, self.salt.get(mode, "null"))
-        return SynthTask(tid, mode, names, doc_ids, passage_ids, next(self._seq))
+        return SynthTask(tid, mode, names, doc_ids, passage_ids, next(self._seq), unit_ids=unit_ids or [])

@@ -8,6 +8,9 @@ nothing next to generating the batch, and a commit then survives power loss, not
 
 A task's row is written once when it succeeds; a failed row (status "failed", with the error) may
 be replaced by a later attempt, which is counted in ``attempts``; an ok row is never overwritten.
+
+Active Reading's first step (the strategies proposed for a section) is kept in a table of its own,
+``plans``, by the same rules: it is what later tasks are built from, not a passage.
 """
 
 from __future__ import annotations
@@ -33,6 +36,22 @@ CREATE TABLE IF NOT EXISTS passages (
     record TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS passages_seq ON passages (seq);
+CREATE TABLE IF NOT EXISTS plans (
+    task_id TEXT PRIMARY KEY,
+    status TEXT NOT NULL,
+    prompt_tokens INTEGER NOT NULL,
+    completion_tokens INTEGER NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 1,
+    record TEXT NOT NULL
+);
+"""
+
+UPSERT_PLAN = """
+INSERT INTO plans (task_id, status, prompt_tokens, completion_tokens, record) VALUES (?, ?, ?, ?, ?)
+ON CONFLICT (task_id) DO UPDATE SET
+    status = excluded.status, prompt_tokens = excluded.prompt_tokens,
+    completion_tokens = excluded.completion_tokens, record = excluded.record, attempts = plans.attempts + 1
+WHERE plans.status = 'failed'
 """
 
 UPSERT = """
@@ -65,13 +84,45 @@ class Store:
         """Write a batch in one transaction: after a crash either all of it is there or none."""
         rows = [(p.task_id, p.seq, p.mode, p.status, p.prompt_tokens, p.completion_tokens, p.seconds,
                  json.dumps(to_dict(p), ensure_ascii=False)) for p in batch]
+        self._write(UPSERT, rows)
+
+    def _write(self, sql: str, rows: list[tuple]) -> None:
         self.db.execute("BEGIN IMMEDIATE")
         try:
-            self.db.executemany(UPSERT, rows)
+            self.db.executemany(sql, rows)
         except BaseException:
             self.db.execute("ROLLBACK")
             raise
         self.db.execute("COMMIT")
+
+    def get(self, task_ids: list[str], status: str | None = "ok") -> list[SynthPassage]:
+        """The stored records of these tasks (those with `status`; None: any), in the order asked."""
+        found: dict[str, SynthPassage] = {}
+        ids = list(dict.fromkeys(task_ids))
+        for i in range(0, len(ids), 500):  # SQLite's limit on bound parameters
+            chunk = ids[i:i + 500]
+            sql = f"SELECT task_id, status, record FROM passages WHERE task_id IN ({','.join('?' * len(chunk))})"
+            for task_id, st, record in self.db.execute(sql, chunk):
+                if status is None or st == status:
+                    found[task_id] = from_dict(SynthPassage, json.loads(record))
+        return [found[t] for t in ids if t in found]
+
+    def add_plans(self, batch: list[SynthPassage]) -> None:
+        """Active Reading's first-step generations, one transaction (status ok or failed)."""
+        self._write(UPSERT_PLAN, [(p.task_id, p.status, p.prompt_tokens, p.completion_tokens,
+                                   json.dumps(to_dict(p), ensure_ascii=False)) for p in batch])
+
+    def plans(self, task_ids: list[str] | None = None) -> dict[str, SynthPassage]:
+        """task_id -> stored plan (ok or failed); all of them when `task_ids` is None."""
+        rows = self.db.execute("SELECT task_id, record FROM plans ORDER BY task_id")
+        wanted = None if task_ids is None else set(task_ids)
+        return {t: from_dict(SynthPassage, json.loads(r)) for t, r in rows if wanted is None or t in wanted}
+
+    def plan_totals(self) -> dict[str, int]:
+        row = self.db.execute(
+            "SELECT COUNT(*), COALESCE(SUM(status = 'ok'), 0), COALESCE(SUM(prompt_tokens), 0),"
+            " COALESCE(SUM(completion_tokens), 0) FROM plans").fetchone()
+        return dict(zip(("plans", "ok", "prompt_tokens", "completion_tokens"), row))
 
     def totals(self) -> dict[str, int]:
         row = self.db.execute(

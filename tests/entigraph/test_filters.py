@@ -224,3 +224,78 @@ def test_first_filter_wins_and_would_flag_counts_each_filter_alone(ctx):
     assert stats["truncated"]["repaired"] == 1 and stats["near_dup"]["remaining"] == 2
     assert "judge" not in stats
     assert ps[2].text.endswith("And then the")  # inputs are not modified
+
+
+# ---------------------------------------------------------------------------------------------
+# The sentence support gate (filter.sentence_support) and the generator-free passages
+
+
+def support_filter(**kw):
+    from entigraph.filters import SentenceSupport
+
+    args = dict(min_share=0.6, max_absent_names=0, max_absent_numbers=0, min_kept_sentences=1, min_kept_share=0.5)
+    return SentenceSupport(**{**args, **kw})
+
+
+def test_support_gate_keeps_supported_repairs_partly_supported_and_drops_unsupported(ctx):
+    gate = support_filter()
+    assert flag(gate, sp(GOOD), ctx) is None  # every sentence is supported: untouched
+    quoting = sp("As the record says: Marit Ellery kept the Quarrow tide station for thirty-one years. "
+                 "The Harbour Board later paid for a second gauge.")
+    assert flag(gate, quoting, ctx) is None  # quoting the source is legitimate
+    partly = sp(GOOD + " Jonas Pell was later knighted by Queen Zorbla in 1971. He loved the sea and poetry.")
+    f = flag(gate, partly, ctx)
+    assert f.text == GOOD and f.reason == "removed 2/4 sentences unsupported by the source"
+    assert [s["reason"] for s in f.sentences] == [
+        "name 'Queen Zorbla' absent from the source and the corpus",
+        "shares 0/3 content words with the source (0.00 < 0.6)"]
+    assert all(partly.text[s["start"]:s["end"]] == s["sentence"] for s in f.sentences)
+    invented = sp("Zorblax Venn founded the Quarrow Trust in 1847. The Trust enjoys sailing and long dinners.")
+    f = flag(gate, invented, ctx)
+    assert f.text is None and f.reason.startswith("unsupported by its source: keeps 0/2 sentences")
+    assert len(f.sentences) == 2
+    assert gate.tally["pair"]["dropped"] == 1  # counted per mode
+    only = support_filter(modes=["summary"])
+    assert only.applies(sp(mode="summary")) and not only.applies(sp(mode="pair"))
+
+
+def test_support_gate_reads_labels_as_markup_not_claims(ctx):
+    quiz = ("Question: Who rowed the boat Patience across the Merrin Sound?\n"
+            "Answer: Jonas Pell rowed the boat Patience across the Merrin Sound.\n"
+            "Question: What did Marit Ellery keep?\nAnswer: The Quarrow tide station.")
+    assert flag(support_filter(), sp(quiz, mode="quiz", entities=[]), ctx) is None
+    dialogue = "Student: What snapped in 1963?\nTeacher: The float wire snapped in the storm of November 1963."
+    assert flag(support_filter(), sp(dialogue, mode="dialogue", entities=[]), ctx) is None
+
+
+def test_generator_free_passages_pass_every_content_filter_untouched(ctx):
+    sentences = SOURCE.split(". ")
+    reading = (SOURCE + "\n\nAnswer the questions based on the text above.\n\n"
+               "Question: Who rowed the boat Patience?\nAnswer: Jonas Pell\n\n"
+               "Fill in the blank: ____ later paid for a second gauge.\nAnswer: The Harbour Board")
+    free = [sp(". ".join(sentences[::-1]), 0, mode="permute", entities=[]),
+            sp(". ".join(sentences[1:] + sentences[:1]), 1, mode="permute", entities=[]),  # a near-duplicate
+            sp(reading, 2, mode="reading", entities=[]),
+            sp("Question: Who rowed the boat Patience?\nAnswer: Jonas Pell. " + sentences[2], 3, mode="qa", entities=[])]
+    cfg = FilterConfig(sentence_support=True, min_words=30)
+    out = apply_filters(free + [sp(GOOD, 4), sp("", 5, mode="qa", entities=[])], build_filters(cfg), ctx)
+    assert [p.task_id for p in out.kept] == ["t0", "t1", "t2", "t3", "t4"]  # only the empty one goes
+    assert [p.text for p in out.kept[:4]] == [p.text for p in free]  # not mangled: nothing trimmed or repaired
+    assert out.dropped[0][1] == "empty" and out.edits == {} and out.sentences == {}
+
+
+def test_support_gate_records_removed_sentences_and_replaces_invented_name_grounding(ctx):
+    partly = sp(GOOD + " Then Zorblax Venn and Quintus Marr painted the station red.", 0)
+    cfg = FilterConfig(sentence_support=True, min_words=10, max_invented_rate=0.2)
+    filters = build_filters(cfg)
+    assert [f.name for f in filters][:4] == ["failed", "empty", "truncated", "support"]
+    out = apply_filters([partly], filters, ctx)
+    assert out.kept[0].text == GOOD and out.edits["t0"][0]["filter"] == "support"
+    removed = out.edits["t0"][0]["removed_sentences"]
+    assert [s["sentence"] for s in removed] == [s["sentence"] for s in out.sentences["t0"]] == [
+        "Then Zorblax Venn and Quintus Marr painted the station red."]
+    assert out.sentences["t0"][0]["filter"] == "support"
+    assert out.sentences["t0"][0]["reason"] == "name 'Zorblax Venn' absent from the source and the corpus"
+    # the invented-name check is the gate's job for gated modes; without the gate it drops the passage
+    assert apply_filters([partly], build_filters(FilterConfig(min_words=10, max_invented_rate=0.2)), ctx).dropped[0][1] == "grounding"
+    assert flag(Grounding(True, 0.0, sentence_gated=["pair"]), sp(GOOD + " Zorblax Venn came too."), ctx) is None

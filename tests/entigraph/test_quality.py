@@ -90,8 +90,8 @@ def test_embedding_coverage():
     assert embedding_coverage(source, np.zeros((0, 2)), 0.9)["embedding_coverage"] is None
 
 
-def sp(i, text, **kw):
-    return SynthPassage(task_id=f"t{i}", mode="summary", entities=[], doc_ids=["d"], passage_ids=[],
+def sp(i, text, mode="summary", **kw):
+    return SynthPassage(task_id=f"t{i}", mode=mode, entities=[], doc_ids=["d"], passage_ids=[],
                         text=text, completion_tokens=len(text.split()), seq=i, **kw)
 
 
@@ -113,7 +113,40 @@ def test_build_report_and_html(ctx):
     assert report["metrics"]["after"]["embedding_coverage"] == 1.0
     assert report["filters"][1]["examples"][0]["reason"] == "contains <b>noise</b>"
     html = report_section_html(report)
-    assert html.count("<table>") == 3 and "contains &lt;b&gt;noise&lt;/b&gt;" in html
+    # filters, before/after, source coverage (kept, as generated, per document), dropped examples
+    assert html.count("<table>") == 6 and "contains &lt;b&gt;noise&lt;/b&gt;" in html
+    assert "Source coverage" in html and "Sentence support gate" not in html  # the gate was off
     assert "Kept 4 of 6 passages (66.7%)" in html
     no_embed = build_report(inputs, outcome, ctx, FilterConfig(min_words=5), documents=[], source=source, entities=[])
     assert "embedding_coverage" not in no_embed["metrics"]["after"]
+
+
+DOC = ("Marit Ellery founded the Quarrow Trust in 1887. Ellery built the tidal clock at Kettle Point. "
+       "The Harbour Board bought the clock for 4,000 crowns. The Trust still owns the old salt warehouse.")
+UNITS = DOC.split(". ")
+
+
+def test_source_coverage_per_mode_counts_known_cases_exactly():
+    doc = Document("d", "The Trust", DOC)
+    ents = [Entity("marit-ellery", "Marit Ellery", "PERSON", aliases=["Ellery"]),
+            Entity("harbour-board", "Harbour Board", "ORG")]
+    ctx = FilterContext.build([doc], [Passage("d:p0", "d", 0, 0, len(DOC), DOC)], ents)
+    permuted = ". ".join(UNITS[::-1]).rstrip(".") + "."
+    kept = [sp(0, permuted, mode="permute"),  # every unit once
+            sp(1, f"{UNITS[0]}. As the text says, {UNITS[0]}.", mode="explain"),  # unit 0 twice more
+            sp(2, "Zorblax Venn painted the warehouse red.", mode="explain")]  # supports nothing, invents a name
+    outcome = Outcome(kept=kept, dropped=[], edits={}, stats=[])
+    report = build_report(kept, outcome, ctx, FilterConfig(coverage_k=3), documents=[doc], source=[], entities=ents)
+    cov = report["coverage"]
+    assert (cov["units"], cov["documents"]) == (4, 1)
+    modes = cov["after"]["modes"]
+    assert (modes["permute"]["covered_1"], modes["permute"]["covered_k"]) == (1.0, 0.0)
+    assert (modes["explain"]["covered_1"], modes["explain"]["covered_k"]) == (0.25, 0.0)
+    assert (modes["*"]["covered_1"], modes["*"]["covered_k"]) == (1.0, 0.25)  # unit 0: 1 + 2 restatements
+    assert modes["*"]["per_doc"]["d"] == {"units": 4, "covered_1": 1.0, "covered_k": 0.25}
+    assert modes["permute"]["supported_sentence_rate"] == 1.0 and modes["permute"]["invented_name_rate"] == 0.0
+    assert modes["explain"]["sentences"] == 3 and modes["explain"]["supported_sentence_rate"] == 2 / 3
+    # names: Ellery, Quarrow Trust (the first word of a sentence is no name), Marit Ellery, Quarrow Trust, Venn
+    assert modes["explain"]["invented_name_rate"] == 1 / 5
+    html = report_section_html(report)
+    assert "Source coverage" in html and "<strong>all modes</strong>" in html and "25.0%" in html

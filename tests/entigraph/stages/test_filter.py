@@ -141,3 +141,40 @@ def test_missing_synthesis_is_a_user_error(tmp_path):
     cfg = load_config(None, [f"run_dir={tmp_path}", "name=empty"])
     with pytest.raises(EntigraphError, match="run `entigraph synthesize` first"):
         filter_stage.run(cfg)
+
+
+def test_sentence_support_gate_records_each_removed_sentence_and_the_report_shows_coverage(run_cfg):
+    run_cfg.filter.sentence_support = True
+    run_cfg.filter.embedding_coverage = False
+    path = artifacts.stage_dir(run_cfg.out, "synthesize") / "passages.jsonl"
+    partly = ("In the storm of November 1963 the float wire snapped. "
+              "Jonas Pell rowed the boat Patience across the Merrin Sound to fetch a spare wire from Saltmere. "
+              "Every morning Marit Ellery changed the paper on the Veslin drum. "
+              "Later the Zorblax Society gave Pell a golden medal.")
+    sentences = SOURCE.split(". ")
+    permuted = ". ".join(sentences[::-1]).rstrip(".") + "."
+    rows = list(read_jsonl(path)) + [to_dict(synth(7, partly)),
+                                     to_dict(synth(8, permuted, mode="permute", entities=[], completion_tokens=70))]
+    write_jsonl(path, rows)
+    summary = filter_stage.run(run_cfg)
+    out = artifacts.stage_dir(run_cfg.out, "filter")
+    kept = {r["task_id"]: r for r in read_jsonl(out / "kept.jsonl")}
+    assert kept["t7"]["text"] == partly.rsplit(" Later", 1)[0]
+    assert [s["reason"] for s in kept["t7"]["unsupported_sentences"]] == [
+        "name 'Zorblax Society' absent from the source and the corpus"]
+    assert kept["t7"]["edits"][0]["filter"] == "support" and kept["t8"]["text"] == permuted  # untouched
+    report = read_json(out / "report.json")
+    # t3's chatter ("Sure, I'd be happy to help!") goes too; what is left duplicates t0
+    dropped = {r["task_id"]: r for r in read_jsonl(out / "dropped.jsonl")}
+    assert dropped["t3"]["dropped_by"] == "near_dup" and dropped["t3"]["unsupported_sentences"][0]["sentence"] == \
+        "Sure, I'd be happy to help!"
+    assert report["support"]["all"]["repaired"] == 2 and report["support"]["reasons"] == {
+        "name absent from the source": 1, "too few content words in the source": 1}
+    modes = report["coverage"]["after"]["modes"]
+    assert modes["permute"]["covered_1"] == 1.0 and modes["*"]["covered_1"] == 1.0
+    assert summary["coverage"]["covered_1"] == 1.0
+    assert any(l.startswith("source units covered >= 1: 100%") for l in filter_stage.summary_lines(summary))
+    from entigraph.quality import report_section_html
+
+    html = report_section_html(report)
+    assert "Sentence support gate" in html and "Zorblax Society" in html and "Source coverage" in html

@@ -168,3 +168,85 @@ def test_sigkill_mid_run_then_resume_equals_an_uninterrupted_run(tmp_path, tiny_
     assert {(r.task_id, r.seq, r.text) for r in rows} == expected  # identical for the fixed seed
     with Store(db) as store:
         assert store.totals()["attempts"] == 24  # no passage was written twice
+
+
+FREE = ["permute", "profile", "reading", "qa"]
+
+
+def test_generator_free_modes_load_no_model(tmp_path, monkeypatch):
+    def no_model(*args, **kwargs):
+        raise AssertionError("a model was loaded")
+
+    monkeypatch.setattr(synthesis, "run_backend", no_model)
+    cfg = tiny_config(tmp_path, "no-such-model", max_passages=None, modes=FREE, per_doc={"permute": 2})
+    write_inputs(cfg)
+    summary = synthesis.run(cfg, progress=False)
+    assert summary["backend"] == "none" and summary["failed"] == 0 and set(summary["per_mode"]) == set(FREE)
+    assert summary["per_mode"]["permute"]["passages"] == 2 * 2  # per_doc: two per document
+    rows = artifacts.synthetic(cfg.out)
+    assert all(r.unit_ids and r.passage_ids and r.doc_ids and r.completion_tokens > 0 for r in rows)
+    assert synthesis.run(cfg, progress=False)["resumed"] == len(rows)
+    cfg.synthesis.per_doc = {"explain": 2}
+    with pytest.raises(Exception, match="synthesis.per_doc: 'explain' is not one of synthesis.modes"):
+        synthesis.run(cfg, progress=False)
+
+
+NEW_MODES = FREE + ["explain", "quiz", "dialogue", "list", "timeline", "notes", "active_reading", "pair"]
+
+
+def kill_config_new_modes(root, model):
+    """Every new mode (and a pair, so the units strategy steers), small generations: 16 tokens."""
+    cfg = tiny_config(Path(root), model, max_passages=30, batch_size=2, modes=NEW_MODES, strategy="units",
+                      templates_dir=str(Path(root).parent / "templates"), active_reading_strategies=2)
+    cfg.synthesis.per_doc = {m: 1 for m in FREE}
+    return cfg
+
+
+def short_templates(folder: Path) -> None:
+    """The shipped templates with max_new_tokens 16, so that a tiny model's run stays short."""
+    from entigraph.synthesis.prompts import SHIPPED_DIR
+
+    folder.mkdir(exist_ok=True)
+    for path in SHIPPED_DIR.glob("*.txt"):
+        text = path.read_text()
+        text = "\n".join(l for l in text.splitlines() if not l.startswith("# max_new_tokens"))
+        (folder / path.name).write_text(text.replace("# version: 1", "# version: 1\n# max_new_tokens: 16"))
+
+
+def test_sigkill_new_modes_then_resume_equals_an_uninterrupted_run(tmp_path, tiny_lm):
+    short_templates(tmp_path / "templates")
+    reference = kill_config_new_modes(tmp_path / "ref", tiny_lm)
+    write_inputs(reference)
+    synthesis.run(reference, progress=False)
+    expected = {(r.task_id, r.seq, r.mode, r.text, tuple(r.unit_ids)) for r in stored(reference)}
+    assert len(expected) == 30 and {r[2] for r in expected} == set(NEW_MODES)
+    with Store(reference.out / "synthesize" / "store.sqlite") as store:
+        plans = {p.task_id: p.text for p in store.plans().values()}
+    assert plans
+
+    killed = kill_config_new_modes(tmp_path / "killed", tiny_lm)
+    write_inputs(killed)
+    db = killed.out / "synthesize" / "store.sqlite"
+    script = tmp_path / "run_synth.py"
+    script.write_text(
+        "import sys\nsys.path[:0] = [sys.argv[3], sys.argv[4]]\n"
+        "from test_synthesize import kill_config_new_modes\nfrom entigraph.stages import synthesize as synthesis\n"
+        "synthesis.run(kill_config_new_modes(sys.argv[1], sys.argv[2]), progress=False)\n"
+    )
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(HERE.parents[2])}
+    proc = subprocess.Popen([sys.executable, str(script), str(tmp_path / "killed"), tiny_lm, str(HERE),
+                             str(HERE.parents[1])], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while proc.poll() is None and committed(db) < 12 and time.monotonic() < deadline:  # one kill, mid-run
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL and 0 < committed(db) < 30, "the run finished before it could be killed"
+    summary = synthesis.run(killed, progress=False)
+    rows = stored(killed)
+    assert summary["resumed"] > 0 and summary["passages"] == 30
+    assert {(r.task_id, r.seq, r.mode, r.text, tuple(r.unit_ids)) for r in rows} == expected
+    with Store(db) as store:
+        assert store.totals()["attempts"] == 30  # no passage was written twice
+        assert {p.task_id: p.text for p in store.plans().values()} == plans  # the same plans,
+        assert store.db.execute("SELECT MAX(attempts) FROM plans").fetchone()[0] == 1  # each written once

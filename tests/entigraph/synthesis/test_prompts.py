@@ -2,16 +2,21 @@ import pytest
 
 from entigraph.config import SamplingConfig
 from entigraph.errors import ConfigError
-from entigraph.synthesis.prompts import MODES, load_templates, parse_template
+from entigraph.synthesis.prompts import GENERATOR_FREE, MODES, PLAN, load_templates, parse_template
 
 
 def test_shipped_templates_load_and_put_the_context_first():
     templates = load_templates()
-    assert set(templates) == set(MODES)
+    assert set(templates) == set(MODES) | {PLAN}  # active_reading's first step has a template of its own
     for mode, t in templates.items():
         assert t.version.startswith("1+")
-        msgs = t.render(title="Tides", context="CONTEXT-TEXT", entities=["Mara Velt", "Oskar Brenn", "Lumen Bay"])
+        msgs = t.render(title="Tides", context="CONTEXT-TEXT", entities=["Mara Velt", "Oskar Brenn", "Lumen Bay"],
+                        count=3, strategy="STRATEGY-TEXT")
         user = msgs[-1]["content"]
+        if mode == "active_reading":
+            assert "STRATEGY-TEXT" in user
+        if mode == PLAN:
+            assert "Propose 3 " in user
         assert msgs[0]["role"] == "system" and msgs[-1]["role"] == "user"
         assert user.index("CONTEXT-TEXT") < len(user) // 2  # context first, then the instruction
         assert "{" not in user and "JSON" not in user
@@ -56,3 +61,10 @@ def test_bad_templates_raise_one_line_errors(text, message):
 def test_missing_templates_dir_is_a_config_error(tmp_path):
     with pytest.raises(ConfigError, match="templates_dir"):
         load_templates(str(tmp_path / "nope"))
+
+
+def test_generator_free_modes_have_no_template_and_unknown_modes_are_errors():
+    assert load_templates(modes=list(GENERATOR_FREE)) == {}
+    assert set(load_templates(modes=["permute", "explain"])) == {"explain"}
+    with pytest.raises(ConfigError, match="unknown mode 'nonsense'"):
+        load_templates(modes=["nonsense"])
