@@ -51,11 +51,22 @@ PAIRS = (
 )
 
 
+def planned_conditions(cfg: RunConfig) -> list[str]:
+    """eval.conditions plus, with eval.reading_check, base_rag / base_oracle beside cpt_rag /
+    cpt_oracle: does the adapted model still read its context as well as the base model does?"""
+    conds = list(dict.fromkeys(cfg.eval.conditions))
+    if getattr(cfg.eval, "reading_check", False):
+        for setting in ("rag", "oracle"):
+            if f"cpt_{setting}" in conds and f"base_{setting}" not in conds:
+                conds.append(f"base_{setting}")
+    return conds
+
+
 def plan_models(cfg: RunConfig) -> list[tuple[str, str, list[str]]]:
     """[(label, model path, conditions)], failing fast (before any model loads) on a missing
     trained model or a bad extra-model label."""
     by_model: dict[str, list[str]] = defaultdict(list)
-    for cond in cfg.eval.conditions:
+    for cond in planned_conditions(cfg):
         label, setting = cond.rsplit("_", 1)
         by_model[label].append(cond)
     plan = []
@@ -63,7 +74,7 @@ def plan_models(cfg: RunConfig) -> list[tuple[str, str, list[str]]]:
         plan.append(("base", resolve_lm(cfg.models.base, cfg.models.cache_dir), by_model["base"]))
     if by_model.get("cpt"):
         plan.append(("cpt", str(artifacts.trained_model(cfg.out)), by_model["cpt"]))
-    rag = any(c.endswith("_rag") for c in cfg.eval.conditions)
+    rag = any(c.endswith("_rag") for c in planned_conditions(cfg))
     for label, folder in cfg.eval.extra_models.items():
         if label in ("base", "cpt") or not label.replace("-", "").replace("_", "").isalnum():
             raise ConfigError(f"eval.extra_models: label {label!r} must be a plain name other than base/cpt")
@@ -221,16 +232,12 @@ def summarize(records: Sequence[dict], questions: Sequence[Question], documents:
             entry["target_logprob"] = float(np.mean([r["target_logprob"] for r in rs if "target_logprob" in r]))
         conditions[cond] = entry
     paired = []
-    outcome = {c: {r["qid"]: r["correct"] for r in rs} for c, rs in by_cond.items()}
+    by_qid = {c: {r["qid"]: r for r in rs} for c, rs in by_cond.items()}
     extra_pairs = [(f"{label}_closed", "base_closed") for label in cfg.eval.extra_models] + \
                   [("cpt_closed", f"{label}_closed") for label in cfg.eval.extra_models]
     for a, b in (*PAIRS, *extra_pairs):
-        if a in outcome and b in outcome:
-            qids = [q for q in outcome[a] if q in outcome[b]]
-            xa, xb = [outcome[a][q] for q in qids], [outcome[b][q] for q in qids]
-            test, boot = mcnemar_exact(xa, xb), paired_bootstrap(xa, xb, resamples, seed)
-            paired.append({"a": a, "b": b, "diff": boot["diff"], "ci95": boot["ci95"], "mcnemar_p": test["p"],
-                           "only_a": test["only_a"], "only_b": test["only_b"], "n": len(qids)})
+        if a in by_qid and b in by_qid:
+            paired.append({"a": a, "b": b, **paired_test(by_qid[a], by_qid[b], resamples, seed)})
     titles = {d.doc_id: d.title for d in documents}
     by_document: dict[str, dict] = {}
     by_type: dict[str, dict] = defaultdict(dict)
@@ -246,12 +253,46 @@ def summarize(records: Sequence[dict], questions: Sequence[Question], documents:
         for ptype, ok in types.items():
             by_type[ptype][cond] = {"accuracy": float(np.mean(ok)), "n": len(ok)}
     with_options = [q for q in questions if q.options]
+    generated = sum(bool(q.meta.get("generated")) for q in questions)
     return {
         "questions": len(questions), "scoring": main, "modes": list(MODES), "answer_mode": cfg.eval.answer_mode,
+        "probes": "generated" if generated else "given", "generated_questions": generated,
         "chance": float(np.mean([1 / len(q.options) for q in with_options])) if with_options else None,
         "conditions": {c: conditions[c] for c in _ordered(conditions)},
         "paired": paired, "by_document": by_document, "by_type": dict(by_type),
+        "reading": reading_check(by_qid, conditions, resamples, seed),
     }
+
+
+def paired_test(a: dict[str, dict], b: dict[str, dict], resamples: int = 2000, seed: int = 0) -> dict:
+    """Two conditions on their shared questions ({qid: record} each): the accuracy difference with
+    a paired bootstrap interval and the exact McNemar test, and, where both records carry the
+    target's log-likelihood (cloze probes), its mean difference with a paired bootstrap interval
+    and the number of questions on which it rose."""
+    qids = [q for q in a if q in b]
+    xa, xb = [a[q]["correct"] for q in qids], [b[q]["correct"] for q in qids]
+    test, boot = mcnemar_exact(xa, xb), paired_bootstrap(xa, xb, resamples, seed)
+    out = {"diff": boot["diff"], "ci95": boot["ci95"], "mcnemar_p": test["p"], "only_a": test["only_a"],
+           "only_b": test["only_b"], "n": len(qids)}
+    if qids and all("target_logprob" in a[q] and "target_logprob" in b[q] for q in qids):
+        la, lb = [a[q]["target_logprob"] for q in qids], [b[q]["target_logprob"] for q in qids]
+        lp = paired_bootstrap(la, lb, resamples, seed)
+        out.update(logprob_diff=lp["diff"], logprob_ci95=lp["ci95"], logprob_wins=int(sum(x > y for x, y in zip(la, lb))))
+    return out
+
+
+def reading_check(by_qid: dict[str, dict[str, dict]], conditions: dict[str, dict], resamples: int, seed: int) -> list[dict]:
+    """The adapted model against the base model with the same context (retrieved chunks, the
+    document itself): a model that learned the documents but reads its context worse shows here."""
+    out = []
+    for setting in ("rag", "oracle"):
+        a, b = f"cpt_{setting}", f"base_{setting}"
+        if a in by_qid and b in by_qid:
+            out.append({"setting": setting, "a": a, "b": b,
+                        "cpt": {k: conditions[a][k] for k in ("accuracy", "ci95", "n") if k in conditions[a]},
+                        "base": {k: conditions[b][k] for k in ("accuracy", "ci95", "n") if k in conditions[b]},
+                        **paired_test(by_qid[a], by_qid[b], resamples, seed)})
+    return out
 
 
 def _accuracy(correct: Sequence[bool], resamples: int, seed: int) -> dict:
@@ -280,6 +321,19 @@ def table_lines(results: dict) -> list[str]:
         lo, hi = p["ci95"]
         lines.append(f"{p['a']} - {p['b']}: {100 * p['diff']:+.1f} pts [{100 * lo:+.1f}, {100 * hi:+.1f}], "
                      f"McNemar p={p['mcnemar_p']:.3g}")
+    for r in results.get("reading") or []:
+        lo, hi = r["ci95"]
+        lp = (f"; target log-lik {r['logprob_diff']:+.3f} [{r['logprob_ci95'][0]:+.3f}, {r['logprob_ci95'][1]:+.3f}]"
+              if "logprob_diff" in r else "")
+        lines.append(f"reading check, {r['setting']}: adapted {100 * r['cpt']['accuracy']:.1f}% vs base "
+                     f"{100 * r['base']['accuracy']:.1f}%, {100 * r['diff']:+.1f} pts [{100 * lo:+.1f}, {100 * hi:+.1f}], "
+                     f"McNemar p={r['mcnemar_p']:.3g}{lp}")
+    f = results.get("forgetting") or {}
+    if "diff" in f:
+        lines.append(f"forgetting ({f['source']}, {f['blocks']} blocks): loss {f['base_loss']:.3f} -> {f['cpt_loss']:.3f} "
+                     f"nats/token, {f['diff']:+.3f} [{f['ci95'][0]:+.3f}, {f['ci95'][1]:+.3f}]")
+    if results.get("cached_conditions"):
+        lines.append("from the evaluation cache: " + ", ".join(results["cached_conditions"]))
     if "recall@1" in results.get("retrieval", {}):
         r = results["retrieval"]
         lines.append("document recall " + ", ".join(f"@{k} {100 * r[f'recall@{k}']:.0f}%" for k in RECALL_KS if f"recall@{k}" in r))

@@ -37,6 +37,7 @@ img{max-width:100%;height:auto;display:block;margin:6px 0}
 .grid{display:grid;grid-template-columns:1fr 1fr;gap:16px}
 details pre{background:#f6f8fa;padding:10px;overflow:auto;font-size:12px;max-height:480px}
 code{background:#eef2f6;padding:0 3px;border-radius:3px}
+.generated{background:#fff7e0;border-left:4px solid #c27c2c;padding:8px 12px}
 """
 
 # Sets data attributes once images have loaded, so a headless browser (tests) can check they render.
@@ -157,6 +158,8 @@ def headline(results: dict | None, cfg: RunConfig) -> str:
         parts.append(f"the base model with retrieval scores {pct(conds['base_rag']['accuracy'])}")
     if results.get("chance"):
         parts.append(f"chance is {pct(results['chance'])}")
+    if results.get("probes") == "generated":
+        parts.append("the questions are generated cloze probes, not human-written ones")
     return f'<p class="headline">{what}: ' + "; ".join(parts) + ".</p>"
 
 
@@ -235,20 +238,75 @@ def comparison_section(results: dict | None) -> str:
     if truncated:
         note += f" {truncated} prompts were cut from the left to fit the context limit."
     body = table + f"<p>{note}</p>" + "".join(extra) + _img(comparison_plot(results), "accuracy by condition")
+    if results.get("probes") == "generated":
+        body = f'<p class="generated"><b>Generated probes.</b> {esc(GENERATED_NOTE)}</p>' + body
     return _section("Comparison", body, "comparison")
 
 
 def paired_section(results: dict | None) -> str:
     if not results or not results.get("paired"):
         return _section("Paired tests", _note("No pair of conditions to compare."), "paired")
+    loglik = any("logprob_diff" in p for p in results["paired"])
     rows = [[f"{p['a']} − {p['b']}", ("html", _diff(p)),
              f"[{100 * p['ci95'][0]:+.1f}, {100 * p['ci95'][1]:+.1f}]", p["only_a"], p["only_b"],
-             f"{p['mcnemar_p']:.3g}"] for p in results["paired"]]
+             f"{p['mcnemar_p']:.3g}"] + ([_lp(p)] if loglik else []) for p in results["paired"]]
     body = _table(["difference", "points", "95 % CI (paired bootstrap)", "only a right", "only b right",
-                   "McNemar exact p"], rows, "paired")
+                   "McNemar exact p"] + (["Δ target log-lik / token [95 % CI]"] if loglik else []), rows, "paired")
     body += _note("Same questions under both conditions: the exact McNemar test looks only at questions "
                   "where exactly one condition is right.")
     return _section("Paired tests", body, "paired")
+
+
+GENERATED_NOTE = ("These are generated probes, not human-written questions: sentences of the documents cut "
+                  "before a name, number or noun phrase, the options being that span and others of its kind "
+                  "from the same document (eval.probes: generated). They test recall of the documents' wording; "
+                  "read them as a proxy.")
+
+
+def _lp(r: dict) -> str:
+    if "logprob_diff" not in r:
+        return "–"
+    lo, hi = r["logprob_ci95"]
+    return f"{r['logprob_diff']:+.3f} [{lo:+.3f}, {hi:+.3f}] ({r['logprob_wins']}/{r['n']} rose)"
+
+
+def reading_section(results: dict | None) -> str:
+    """The adapted model against the base model with the same context: learning the documents
+    must not cost reading them."""
+    rows = []
+    for r in (results or {}).get("reading") or []:
+        name = {"rag": "retrieved chunks (RAG)", "oracle": "the document itself (oracle)"}.get(r["setting"], r["setting"])
+        ca, ba = r["cpt"], r["base"]
+        rows.append([name, f"{pct(ca['accuracy'])} [{100 * ca['ci95'][0]:.1f}, {100 * ca['ci95'][1]:.1f}]",
+                     f"{pct(ba['accuracy'])} [{100 * ba['ci95'][0]:.1f}, {100 * ba['ci95'][1]:.1f}]",
+                     ("html", _diff(r)), f"[{100 * r['ci95'][0]:+.1f}, {100 * r['ci95'][1]:+.1f}]",
+                     f"{r['mcnemar_p']:.3g}", _lp(r), r["n"]])
+    if not rows:
+        return _section("Reading check", _note(
+            "No reading check: it needs cpt_rag or cpt_oracle among eval.conditions (with eval.reading_check, "
+            "the base model is then scored with the same context)."), "reading")
+    body = _table(["context", "adapted model", "base model", "difference", "95 % CI (paired bootstrap)",
+                   "McNemar exact p", "Δ target log-lik / token [95 % CI]", "n"], rows, "reading")
+    body += _note("Same questions, same context for both models. A recipe that teaches the documents but "
+                  "makes the model read its context worse shows a negative difference here.")
+    return _section("Reading check", body, "reading")
+
+
+def forgetting_section(results: dict | None) -> str:
+    f = (results or {}).get("forgetting") or {}
+    if "diff" not in f:
+        why = f.get("skipped", "eval/results.json has no forgetting check (written by a newer eval stage)")
+        return _section("Forgetting", _note(f"Not measured: {why}."), "forgetting")
+    lo, hi = f["ci95"]
+    cls = ("bad" if f["diff"] > 0 else "good") if (lo > 0 or hi < 0) else "flat"
+    body = _table(["held-out text", "blocks", "tokens", "base model loss", "adapted model loss",
+                   "difference (nats/token)", "95 % CI (paired bootstrap)", "blocks worse"],
+                  [[f.get("detail") or f["source"], f["blocks"], f"{f['tokens']:,}", f"{f['base_loss']:.3f}",
+                    f"{f['cpt_loss']:.3f}", ("html", f'<span class="{cls}">{f["diff"]:+.3f}</span>'),
+                    f"[{lo:+.3f}, {hi:+.3f}]", f"{f['worse_blocks']}/{f['blocks']}"]], "forgetting")
+    body += _note("Mean token loss on general text the training never saw (source: "
+                  f"{f['source']}); a positive difference means the adapted model models it worse.")
+    return _section("Forgetting", body, "forgetting")
 
 
 def documents_section(results: dict | None) -> str:
@@ -339,7 +397,8 @@ def render(cfg: RunConfig) -> str:
     out = cfg.out
     results = _read(artifacts.stage_dir(out, "eval") / "results.json") or _read(out / "results.json")
     sections = [
-        comparison_section(results), paired_section(results), documents_section(results),
+        comparison_section(results), paired_section(results), reading_section(results), forgetting_section(results),
+        documents_section(results),
         retrieval_section(results), graph_section(out), synthesis_section(out), filter_section(out),
         training_section(out), config_section(out),
     ]

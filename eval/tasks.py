@@ -222,6 +222,8 @@ def questions_for_run(cfg, documents: Sequence[Document]) -> tuple[list[Question
     the run's documents by text, so renamed or deduplicated ids still match. Returns the questions
     and notes on what was dropped and why."""
     e = cfg.eval
+    if getattr(e, "probes", "given") == "generated":
+        return generated_questions(cfg, documents)
     paths = e.questions or cfg.corpus.paths
     fmt = e.format if e.questions else "auto"
     by_text = {_text_key(d.text): d.doc_id for d in documents}
@@ -242,7 +244,37 @@ def questions_for_run(cfg, documents: Sequence[Document]) -> tuple[list[Question
             notes["files"].append(str(path))
     if not questions:
         where = "eval.questions" if e.questions else "the corpus files (corpus.paths)"
-        raise InputError(f"no questions found in {where}; point eval.questions at a question file")
+        raise InputError(f"no questions found in {where}; point eval.questions at a question file, "
+                         "or set eval.probes=generated to mine cloze probes from the documents")
     if e.limit:
         questions = questions[: e.limit]
+    return questions, notes
+
+
+def generated_questions(cfg, documents: Sequence[Document]) -> tuple[list[Question], dict]:
+    """Cloze probes mined from the run's documents (eval/probes.py), with the extract stage's
+    entities when it wrote them. Labelled as generated: probe type `generated`."""
+    from entigraph import artifacts
+    from entigraph.errors import EntigraphError
+
+    from .probes import generate_probes
+
+    try:
+        entities = artifacts.entities(cfg.out)
+    except EntigraphError:  # no extract stage output: names and phrases come from nowhere, numbers still do
+        entities = []
+    g = cfg.eval.generated
+    questions = generate_probes(documents, entities, g, cfg.eval.num_options, cfg.seed)
+    if not questions:
+        raise InputError("eval.probes=generated: no probe could be made from the documents (each needs a "
+                         f"sentence with a name, number or phrase after {g.min_prefix_words} words, and "
+                         f"{cfg.eval.num_options - 1} others of its kind in the same document)")
+    if cfg.eval.limit:
+        questions = questions[: cfg.eval.limit]
+    kinds: dict[str, int] = {}
+    for q in questions:
+        kinds[q.meta["target_kind"]] = kinds.get(q.meta["target_kind"], 0) + 1
+    notes = {"files": [], "dropped_outside_corpus": 0, "probes": "generated", "generated": {
+        "documents": len({q.doc_id for q in questions}), "per_doc": g.per_doc, "by_kind": kinds,
+        "distractors": "same kind, same document"}}
     return questions, notes

@@ -2,6 +2,12 @@
 
 Writes under runs/<name>/eval/: records.jsonl (one row per question, condition and model),
 retrieval.json, results.json (also copied to runs/<name>/results.json), summary.json.
+
+results.json also holds the reading check ("reading": the adapted model with retrieved chunks or the
+document in its context against the base model with the same context) and the forgetting check
+("forgetting": both models' loss on held-out general text). With eval.cache, each condition's
+records are kept in {run_dir}/.eval-cache (entigraph/eval/cache.py): a condition scored before with
+the same model, questions and settings is not scored again.
 """
 
 from __future__ import annotations
@@ -15,7 +21,8 @@ from ..io import write_json, write_jsonl
 
 
 def run(cfg: RunConfig) -> dict:
-    from ..eval.compare import plan_models, retrieve_contexts, score_generate, score_loglik, summarize
+    from ..eval.cache import EvalCache, env_disabled
+    from ..eval.compare import plan_models, score_generate, score_loglik, summarize
     from ..eval.tasks import questions_for_run
 
     start = time.perf_counter()
@@ -23,23 +30,145 @@ def run(cfg: RunConfig) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     documents = artifacts.documents(cfg.out)
     questions, notes = questions_for_run(cfg, documents)
+    if cfg.eval.probes == "generated" and cfg.eval.generated.paraphrase:
+        more, tally = _paraphrased(cfg, questions)
+        questions += more
+        notes.setdefault("generated", {})["paraphrase"] = tally
     plan = plan_models(cfg)
-    rag, retrieval = {}, {}
-    if any(c.endswith("_rag") for _, _, conds in plan for c in conds):
-        rag, retrieval = retrieve_contexts(cfg, documents, questions, out)
+    cache = EvalCache.for_run(cfg) if cfg.eval.cache and not env_disabled() else None
+    keys = _Keys(cfg, documents, questions, cache)
     docs = {d.doc_id: d for d in documents}
     score = score_generate if cfg.eval.answer_mode == "generate" else score_loglik
-    records = []
+    records, reused = [], []
+    rag, retrieval = None, {}
     for label, path, conds in plan:
-        records += score(cfg, label, path, conds, questions, rag, docs)
+        todo = []
+        for cond in conds:
+            hit = keys.lookup(cond, path)
+            if hit is None:
+                todo.append(cond)
+            else:
+                records += [{**r, "condition": cond, "model": label} for r in hit]
+                reused.append(cond)
+        if any(c.endswith("_rag") for c in conds) and rag is None:
+            rag, retrieval = keys.retrieval(out)
+        if todo:
+            scored = score(cfg, label, path, todo, questions, rag or {}, docs)
+            records += scored
+            for cond in todo:
+                keys.store(cond, path, [r for r in scored if r["condition"] == cond])
         gc.collect()  # free this model before the next one loads
     write_jsonl(out / "records.jsonl", records)
     results = summarize(records, questions, documents, cfg)
+    results["forgetting"] = _forgetting(cfg, plan, documents, cache)
     results.update(retrieval=retrieval, notes=notes, seconds=round(time.perf_counter() - start, 2),
-                   models={label: path for label, path, _ in plan})
+                   models={label: path for label, path, _ in plan}, cached_conditions=reused)
     write_json(out / "results.json", results)
     write_json(cfg.out / "results.json", results)
-    return {k: results[k] for k in ("questions", "scoring", "chance", "conditions", "paired", "retrieval", "seconds")}
+    return {k: results[k] for k in ("questions", "scoring", "chance", "conditions", "paired", "retrieval", "seconds",
+                                    "reading", "forgetting", "cached_conditions", "probes")}
+
+
+class _Keys:
+    """The cache keys of this run's conditions (entigraph/eval/cache.py); a no-op without a cache."""
+
+    def __init__(self, cfg: RunConfig, documents, questions, cache):
+        from ..eval.cache import documents_digest, questions_digest, retrieval_key, scoring_settings
+
+        self.cfg, self.documents, self.questions, self.cache = cfg, documents, questions, cache
+        if cache is None:
+            return
+        self.settings = scoring_settings(cfg)
+        self.qdigest = questions_digest(questions)
+        self.rkey = retrieval_key(cfg, documents, questions)
+        needed = {q.doc_id for q in questions}
+        self.oracle = documents_digest([d for d in documents if d.doc_id in needed])
+        self.models: dict[str, str] = {}
+
+    def key(self, cond: str, path: str) -> str | None:
+        from ..eval.cache import condition_key
+
+        if self.cache is None:
+            return None
+        if path not in self.models:
+            self.models[path] = self.cache.model_digest(path)
+        setting = cond.rsplit("_", 1)[1]
+        context = {"closed": "", "rag": self.rkey, "oracle": self.oracle}.get(setting, setting)
+        return condition_key(self.models[path], setting, self.settings, self.qdigest, context)
+
+    def lookup(self, cond: str, path: str) -> list[dict] | None:
+        key = self.key(cond, path)
+        hit = self.cache.get(key) if key else None
+        return hit if hit is not None and len(hit) == len(self.questions) else None
+
+    def store(self, cond: str, path: str, records: list[dict]) -> None:
+        key = self.key(cond, path)
+        if key:
+            self.cache.put(key, records)
+
+    def retrieval(self, out) -> tuple[dict, dict]:
+        """Contexts and the retrieval report: from the cache when stored, else retrieved (and stored)."""
+        from ..eval.compare import retrieve_contexts
+        from ..io import read_json
+
+        if self.cache is not None:
+            hit = self.cache.get_json("retrieval", self.rkey)
+            if hit is not None:
+                write_json(out / "retrieval.json", hit["file"])
+                return {k: tuple(v) for k, v in hit["contexts"].items()}, hit["report"]
+        rag, report = retrieve_contexts(self.cfg, self.documents, self.questions, out)
+        if self.cache is not None:
+            self.cache.put_json("retrieval", self.rkey, {"contexts": rag, "report": report,
+                                                          "file": read_json(out / "retrieval.json")})
+        return rag, report
+
+
+def _paraphrased(cfg: RunConfig, questions) -> tuple[list, dict]:
+    from ..backends import run_backend
+    from ..eval.probes import paraphrase_probes
+
+    backend = run_backend(cfg)
+    try:
+        return paraphrase_probes(questions, backend, artifacts.entities(cfg.out), cfg.eval.generated, cfg.seed,
+                                 cfg.backend.batch_size)
+    finally:
+        backend.close()
+
+
+def _forgetting(cfg: RunConfig, plan, documents, cache) -> dict:
+    """Base vs adapted model loss on held-out general text (entigraph/eval/forgetting.py)."""
+    from ..devices import pick_device
+    from ..eval.cache import _digest
+    from ..eval.forgetting import block_losses, choose_blocks, compare_losses
+
+    paths = {label: path for label, path, _ in plan}
+    if cfg.eval.forgetting_blocks == 0:
+        return {"skipped": "eval.forgetting_blocks is 0"}
+    if "cpt" not in paths:
+        return {"skipped": "no continued-pretrained model in this evaluation"}
+    from transformers import AutoTokenizer
+
+    from ..models import resolve_lm
+
+    base_path = paths.get("base") or resolve_lm(cfg.models.base, cfg.models.cache_dir)
+    tokenizer = AutoTokenizer.from_pretrained(base_path)
+    chosen = choose_blocks(cfg, tokenizer, documents)
+    if not chosen or not chosen[0]:
+        return {"skipped": "no held-out general text: set eval.forgetting_paths (or train with replay files)"}
+    blocks, source = chosen
+    losses = {}
+    for label, path in (("base", base_path), ("cpt", paths["cpt"])):
+        key = None
+        if cache is not None:
+            key = _digest({"model": cache.model_digest(path), "blocks": blocks, "device": pick_device(cfg.device),
+                           "dtype": cfg.eval.dtype})[:32]
+            losses[label] = cache.get_json("losses", key)
+        if losses.get(label) is None:
+            losses[label] = block_losses(path, blocks, cfg.device, cfg.eval.dtype)
+            if cache is not None:
+                cache.put_json("losses", key, losses[label])
+        gc.collect()
+    return compare_losses(losses["base"], losses["cpt"], blocks, source, cfg.eval.bootstrap, cfg.seed)
 
 
 def summary_lines(summary: dict) -> list[str]:
