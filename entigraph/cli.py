@@ -149,7 +149,7 @@ def _study(args) -> int:
     if code == 0:
         paths = done["res"]["paths"]
         print(f"entigraph: study finished in {time.perf_counter() - start:.1f} s; report {paths['html']} "
-              f"(tables {paths['markdown']}, figures {paths['json']})" + (f"; spliced into {paths['docs']}" if "docs" in paths else ""))
+              f"(tables {paths['markdown']}, figures {paths['json']}" + (f"; spliced into {paths['docs']}" if "docs" in paths else "") + ")")
     return code
 
 
