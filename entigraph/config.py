@@ -293,6 +293,9 @@ class TrainConfig:
     mixture: list[MixtureSource] = field(default_factory=list)
     order: Literal["shuffled", "sequential"] = "shuffled"  # sequential: the mixture's sources in list order
     lora: LoraConfig = field(default_factory=LoraConfig)
+    # local processes the stage launches (torchrun; gloo on CPU, one GPU each); for several nodes use
+    # the deepspeed launcher (docs/training.md). global batch = micro_batch_size x grad_accum x processes
+    processes: Positive = 1
     threads: Positive | None = None  # torch threads on CPU; None = all cores
 
 

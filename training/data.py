@@ -280,6 +280,9 @@ def build(cfg: RunConfig, tokenizer, replay: list[str], global_batch: int, data_
             main, ranges["replay"], anneal, epochs=t.epochs, replay_fraction=t.replay.fraction,
             anneal_fraction=t.anneal_fraction, rng=rng, total=total,
         )
+    # Whole global batches: the order is padded with its first blocks (as DDP's even batches would
+    # pad a rank), so one process and several see exactly the same batches, the last one included.
+    order = np.concatenate([order, order[:(-len(order)) % global_batch]]).astype(np.int64)
     head = order[:anneal_start]
     by_source = {names[c]: int(lengths[head][sources[head] == c].sum()) for c in np.unique(sources[head])}
     if anneal_start < len(order):

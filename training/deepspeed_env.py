@@ -96,7 +96,13 @@ def single_process(cache_dir: str | None, cuda: bool) -> Iterator[None]:
     os.environ.setdefault("TORCH_EXTENSIONS_DIR", str(cache_root(cache_dir) / "torch_extensions"))
     # A build killed midway leaves its lock, and torch would wait on it forever without a word.
     wait_for_batons(Path(os.environ["TORCH_EXTENSIONS_DIR"]), echo=lambda line: say(f"[train] {line}"))
-    if launched():
+    if launched():  # the launcher set ranks and ports; DeepSpeed on CPU still needs gloo named
+        if not cuda:
+            os.environ.setdefault("DS_ACCELERATOR", "cpu")
+            if not torch.distributed.is_initialized():
+                import deepspeed
+
+                deepspeed.init_distributed(dist_backend="gloo", verbose=False)
         yield
         return
     saved = dict(os.environ)  # the HF integration adds ACCELERATE_USE_DEEPSPEED and others too

@@ -9,8 +9,13 @@ from ..config import RunConfig
 
 
 def run(cfg: RunConfig) -> dict:
+    from ..training.deepspeed_env import launched
     from ..training.trainer import train
 
+    if cfg.train.processes > 1 and not launched():
+        from ..training.launch import launch
+
+        return launch(cfg)
     return train(cfg)[1]
 
 
