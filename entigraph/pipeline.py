@@ -29,7 +29,7 @@ from . import stages
 from .artifacts import STAGES, stage_dir
 from .config import RunConfig
 from .errors import EntigraphError
-from .io import atomic_path, read_json, read_jsonl, write_json
+from .io import atomic_path, file_sha256, read_json, read_jsonl, write_json
 
 
 def _uses_backend(cfg: RunConfig, stage: str) -> bool:
@@ -100,14 +100,6 @@ def _outputs(cfg: RunConfig, stage: str) -> list[Path]:
                   and f.name != "README.md")  # cards (entigraph/export.py) document, they are not data
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def output_hashes(cfg: RunConfig, stage: str) -> dict[str, list]:
     """{relative path: [size, mtime_ns, sha256]} of a stage's files. Contents, not places, so two
     run folders with the same inputs share fingerprints (the stage cache relies on it); a file whose
@@ -122,7 +114,7 @@ def output_hashes(cfg: RunConfig, stage: str) -> dict[str, list]:
         rel, st = f.relative_to(root).as_posix(), f.stat()
         known = memo.get(rel)
         same = known and known[0] == st.st_size and known[1] == st.st_mtime_ns
-        out[rel] = [st.st_size, st.st_mtime_ns, known[2] if same else _sha256(f)]
+        out[rel] = [st.st_size, st.st_mtime_ns, known[2] if same else file_sha256(f)]
     return out
 
 

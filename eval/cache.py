@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 from entigraph.devices import pick_device
-from entigraph.io import atomic_path, read_json, read_jsonl, write_json, write_jsonl
+from entigraph.io import atomic_path, file_sha256, read_json, read_jsonl, write_json, write_jsonl
 from entigraph.records import Document, Question, to_dict
 
 VERSION = 1  # of the record format: a change makes every cached record stale
@@ -28,14 +28,6 @@ VERSION = 1  # of the record format: a change makes every cached record stale
 
 def _digest(obj: Any) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()
-
-
-def _file_sha(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 class EvalCache:
@@ -56,7 +48,7 @@ class EvalCache:
         st = path.stat()
         ident = f"{st.st_dev}:{st.st_ino}:{st.st_size}:{st.st_mtime_ns}"
         if ident not in self._memo:
-            self._memo[ident] = _file_sha(path)
+            self._memo[ident] = file_sha256(path)
             self.root.mkdir(parents=True, exist_ok=True)
             write_json(self._memo_path, self._memo)
         return self._memo[ident]

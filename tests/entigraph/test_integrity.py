@@ -23,22 +23,6 @@ from entigraph.errors import ConfigError, EntigraphError
 from entigraph.io import atomic_path
 
 
-@pytest.fixture
-def calls(monkeypatch):
-    ran = []
-
-    def fake(stage):
-        def run(cfg):
-            ran.append(stage)
-            if stage == "extract":  # writes its outputs, as the real stage does
-                (cfg.out / "extract" / "documents.jsonl").write_text(f"{len(ran)}\n")
-            return {"stage": stage}
-        return run, None
-
-    monkeypatch.setattr(pipeline, "stage_function", fake)
-    return ran
-
-
 def corpus_cfg(tmp_path, n_files=3):
     corpus = tmp_path / "corpus"
     corpus.mkdir(exist_ok=True)

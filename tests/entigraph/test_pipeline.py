@@ -8,20 +8,6 @@ from entigraph.artifacts import STAGES
 from entigraph.config import load_config
 
 
-@pytest.fixture
-def calls(monkeypatch):
-    ran = []
-
-    def fake(stage):
-        def run(cfg):
-            ran.append(stage)
-            return {"stage": stage}
-        return run, lambda summary: [f"summary of {summary['stage']}"]
-
-    monkeypatch.setattr(pipeline, "stage_function", fake)
-    return ran
-
-
 def cfg_for(tmp_path, *overrides):
     return load_config(None, [f"run_dir={tmp_path}", "name=t", *overrides])
 
