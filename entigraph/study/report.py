@@ -251,11 +251,15 @@ def verdicts(res: dict) -> list[str]:
         for r in e.get("reading") or []:
             acc_worse = r["diff"] < 0 and r["mcnemar_p"] < 0.05
             lp_worse = bool(r.get("logprob_ci95")) and r["logprob_ci95"][1] < 0
-            if acc_worse or lp_worse:
-                what = {"rag": "retrieved chunks", "oracle": "the document"}.get(r["setting"], r["setting"])
-                lines.append(f"{name} reads its context worse than the base model ({what}, "
-                             f"{probe_name(r['probe_type'])} probes: {spct(100 * r['diff'])} points, "
-                             f"p = {fmt_p(r['mcnemar_p'])}; target log-lik {fmt_lp(r)}).")
+            what = {"rag": "retrieved chunks", "oracle": "the document"}.get(r["setting"], r["setting"])
+            where = f"with {what} in context, {probe_name(r['probe_type'])} probes"
+            if acc_worse:
+                lines.append(f"{name} reads its context worse than the base model ({where}: accuracy "
+                             f"{spct(100 * r['diff'])} points, p = {fmt_p(r['mcnemar_p'])}; target log-lik {fmt_lp(r)}).")
+            elif lp_worse:
+                lines.append(f"{name} gives the right target a lower likelihood than the base model does ({where}: "
+                             f"{fmt_lp(r)}), at an accuracy difference the test does not call "
+                             f"({spct(100 * r['diff'])} points, p = {fmt_p(r['mcnemar_p'])}).")
         f = e.get("forgetting") or {}
         if "diff" in f and f["ci95"][0] > 0:
             lines.append(f"{name} models held-out general text worse than the base model "
