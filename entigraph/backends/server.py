@@ -27,8 +27,9 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING
 
 import httpx
 
@@ -56,7 +57,7 @@ def free_port() -> int:
 # ---------------------------------------------------------------------------------------------
 # Every live server, stopped at exit and on SIGTERM/SIGHUP whatever else happens
 
-_LIVE: set["ServerProcess"] = set()
+_LIVE: set[ServerProcess] = set()
 _LIVE_LOCK = threading.Lock()
 _PREVIOUS: dict[int, object] = {}
 
@@ -127,7 +128,7 @@ class ServerProcess:
     def pid(self) -> int | None:
         return self.proc.pid if self.proc else None
 
-    def start(self) -> "ServerProcess":
+    def start(self) -> ServerProcess:
         if self.alive():
             return self
         self.stop()
@@ -204,7 +205,7 @@ class ServerProcess:
         if last:
             _restore_handlers()
 
-    def __enter__(self) -> "ServerProcess":
+    def __enter__(self) -> ServerProcess:
         return self.start()
 
     def __exit__(self, *exc) -> None:
@@ -229,7 +230,7 @@ def vllm_python(path: str) -> Path:
     return p if p.exists() else PROJECT / p
 
 
-def vllm_command(python: Path, model_path: str, served_name: str, port: int, b: "BackendConfig", *, seed: int = 0,
+def vllm_command(python: Path, model_path: str, served_name: str, port: int, b: BackendConfig, *, seed: int = 0,
                  on_cpu: bool = True) -> list[str]:
     v = b.vllm
     dtype = "bfloat16" if v.dtype == "auto" and on_cpu else v.dtype
@@ -361,7 +362,7 @@ class ServerBackend:
         self.detail.update(engine=self.fallback_backend.name, fallback_reason=why[:500])
 
 
-def server_backend(b: "BackendConfig", model: str, *, device: str = "auto", seed: int = 0,
+def server_backend(b: BackendConfig, model: str, *, device: str = "auto", seed: int = 0,
                    cache_dir: str | None = None, work_dir: Path = Path(".")) -> ServerBackend:
     """backend.kind vllm-server: vLLM's server from backend.vllm.python, the model served under its
     config name (so task ids match the hf backend's), the hf backend as the fallback."""

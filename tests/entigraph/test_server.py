@@ -19,7 +19,12 @@ import pytest
 
 from entigraph.backends.base import Generation, Request
 from entigraph.backends.openai import OpenAIBackend
-from entigraph.backends.server import ServerBackend, ServerError, ServerProcess, free_port
+from entigraph.backends.server import (
+    ServerBackend,
+    ServerError,
+    ServerProcess,
+    free_port,
+)
 from entigraph.config import SamplingConfig
 
 FAKE = Path(__file__).parent / "fake_vllm_server.py"
@@ -99,10 +104,9 @@ def test_start_health_stop_kills_the_whole_group(tmp_path):
 
 def test_stopped_when_the_block_raises(tmp_path):
     server = fake(tmp_path)
-    with pytest.raises(RuntimeError):
-        with server:
-            pid = server.pid
-            raise RuntimeError("the stage failed")
+    with pytest.raises(RuntimeError), server:
+        pid = server.pid
+        raise RuntimeError("the stage failed")
     assert gone(pid)
 
 
