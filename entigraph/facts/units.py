@@ -22,6 +22,7 @@ from ..text import (
     numbers,
     sentence_names,
     sentence_spans,
+    strip_list_marker,
     words,
 )
 
@@ -112,7 +113,8 @@ def source_units(documents: list[Document], entities: Iterable[Entity] = ()) -> 
             units.append(SourceUnit(
                 unit_id=f"{doc.doc_id}:u{index}", doc_id=doc.doc_id, index=index, start=start, end=end,
                 text=text, entities=_unique(m.entity_id for m in inside), names=_unit_names(text, inside, lower_vocab),
-                numbers=_unique(numbers(text)), content=_unique(content_words(text)), mentions=inside))
+                numbers=_unique(numbers(strip_list_marker(text))),  # a list number states nothing (as in support.Claim)
+                content=_unique(content_words(text)), mentions=inside))
     return units
 
 

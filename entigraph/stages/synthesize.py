@@ -89,7 +89,8 @@ def summary_lines(summary: dict[str, Any]) -> list[str]:
         f"{summary['passages']} passages ({summary['resumed']} already done, {summary['failed']} failed), "
         f"{summary['completion_tokens']} tokens generated",
         f"{summary['tokens_per_s']} tokens/s; {summary['prompt_tokens_per_generated_token']} prompt tokens "
-        f"per generated token ({summary['context']} context)",
+        f"per generated token ({summary['context']} context)" if summary.get("backend") != "none" else
+        "no model loaded: every mode asked for is generator-free (tokens estimated: 4/3 per word)",
     ] + ([("per mode: " + ", ".join(f"{m} {r['passages']}" for m, r in summary["per_mode"].items())
            + (f"; {summary['plans']['plans']} Active Reading plans" if summary.get("plans") else ""))]
          if summary.get("per_mode") else [])

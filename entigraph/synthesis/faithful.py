@@ -159,13 +159,10 @@ class UnitTasks:
 
     def _unit_passages(self, passages: list[Passage]) -> dict[str, list[str]]:
         by_doc: dict[str, list[Passage]] = defaultdict(list)
-        for p in passages:
+        for p in sorted(passages, key=lambda p: (p.doc_id, p.start)):
             by_doc[p.doc_id].append(p)
-        out = {}
-        for u in self.units:
-            out[u.unit_id] = [p.passage_id for p in sorted(by_doc.get(u.doc_id, []), key=lambda p: p.start)
-                              if p.start < u.end and u.start < p.end]
-        return out
+        return {u.unit_id: [p.passage_id for p in by_doc.get(u.doc_id, []) if p.start < u.end and u.start < p.end]
+                for u in self.units}
 
     def passages_of(self, units: Iterable[SourceUnit]) -> list[str]:
         return list(dict.fromkeys(pid for u in sorted(units, key=lambda u: (u.doc_id, u.index))

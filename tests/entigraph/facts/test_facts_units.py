@@ -38,3 +38,10 @@ def test_index_candidates_share_a_content_word(corpus):
     assert index.candidates({"clock"}) == {1, 2}
     assert index.candidates({"clock", "marshe"}, doc_ids=["b"]) == {4}
     assert UnitIndex(units, max_postings=1).candidates({"clock", "marshe"}) == {4}  # common words are not followed
+
+
+def test_a_list_number_is_not_a_number_of_the_unit():
+    from entigraph.records import Document
+
+    units = source_units([Document("h", "H", "1. Summary\n2. The gauge failed in 1963.")])
+    assert [u.numbers for u in units] == [[], ["1963"]]
