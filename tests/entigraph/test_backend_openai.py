@@ -263,3 +263,95 @@ def test_a_key_straddling_the_cut_reaches_no_file_of_a_synthesis_run(straddle_se
     assert any(p.name == "failed.jsonl" for p in files)
     for path in files:
         assert leaks(path.read_bytes().decode("utf-8", "replace")) == [], path
+
+
+# Several endpoints: least outstanding requests, a dead endpoint taken out, every passage once.
+
+
+class DyingHandler(Handler):
+    """Answers as Handler until the server has served `die_after` requests; then drops the request
+    in flight and shuts the server down (new connections are refused)."""
+
+    def do_POST(self):
+        srv = self.server
+        with srv.lock:
+            srv.served = getattr(srv, "served", 0) + 1
+            dying = srv.die_after is not None and srv.served > srv.die_after
+        if dying:
+            self.close_connection = True
+            if not getattr(srv, "dead", False):
+                srv.dead = True
+                threading.Thread(target=srv.stop, daemon=True).start()
+            return
+        time.sleep(0.005)  # a little service time, so load spreads over both endpoints
+        super().do_POST()
+
+
+@pytest.fixture
+def two_servers():
+    servers = []
+    for _ in range(2):
+        srv = FaultServer()
+        srv.RequestHandlerClass = DyingHandler
+        srv.die_after = None
+        servers.append(srv)
+    yield servers
+    for srv in servers:
+        if not getattr(srv, "dead", False):
+            srv.stop()
+
+
+def test_requests_are_balanced_over_endpoints(two_servers):
+    b = OpenAIBackend([s.url for s in two_servers], "tiny", concurrency=4, timeout_s=2.0, max_retries=1, backoff_s=0.01)
+    gens = b.generate([req(f"prompt {i}") for i in range(40)])
+    detail = b.detail
+    b.close()
+    assert all(g.finish_reason == "length" and g.text.endswith(f"prompt {i}") for i, g in enumerate(gens))
+    counts = [sum(len(v) for v in s.attempts.values()) for s in two_servers]
+    assert sum(counts) == 40 and min(counts) >= 10, counts  # both carried a fair share
+    assert [e["ok"] for e in detail["endpoints"]] == counts
+
+
+def test_a_dead_endpoint_is_taken_out_and_retried_later(two_servers, caplog):
+    alive, dying = two_servers
+    dying.die_after = 3
+    b = OpenAIBackend([dying.url, alive.url], "tiny", concurrency=2, timeout_s=2.0, max_retries=0, backoff_s=0.01,
+                      endpoint_backoff_s=0.2)
+    with caplog.at_level(logging.WARNING):
+        gens = b.generate([req(f"p {i}") for i in range(30)])
+        time.sleep(0.3)  # past the back-off: the dead endpoint is tried again, fails, goes out again
+        more = b.generate([req(f"q {i}") for i in range(6)])
+    detail = b.detail["endpoints"]
+    b.close()
+    # max_retries=0: no request may fail, the move to the other endpoint spends no retry
+    assert all(g.finish_reason == "length" for g in gens + more)
+    assert [g.text for g in gens] == [f"answer to p {i}" for i in range(30)]
+    assert detail[0]["ok"] == 3 and detail[0]["outages"] >= 2 and detail[1]["ok"] == 33
+    assert "taken out" in caplog.text
+
+
+def test_synthesis_over_two_endpoints_one_killed_mid_run(two_servers, tmp_path):
+    """Every passage exactly once: store rows == tasks, no duplicates, nothing missing."""
+    from entigraph.stages import synthesize as synthesis
+    from entigraph.synthesis.store import Store
+
+    alive, dying = two_servers
+    dying.die_after = 10
+    cfg = tiny_config(tmp_path, "tiny", backend="openai", max_passages=40)
+    o = cfg.backend.openai
+    o.base_urls = [alive.url, dying.url]
+    o.base_url = "http://127.0.0.1:9/v1"  # unused: the list wins
+    o.timeout_s, o.max_retries, o.backoff_s, o.endpoint_backoff_s = 2.0, 1, 0.01, 0.5
+    write_inputs(cfg)
+    summary = synthesis.run(cfg, progress=False)
+    with Store(cfg.out / "synthesize" / "store.sqlite") as store:
+        rows = list(store.passages(None))
+        attempts = store.totals()["attempts"]
+    assert summary["passages"] == 40 and summary["failed"] == 0
+    assert len(rows) == len({r.task_id for r in rows}) == 40 == attempts
+    assert all(r.status == "ok" and r.text.startswith("answer to") for r in rows)
+    assert getattr(dying, "dead", False)
+    served = [sum(len(v) for v in s.attempts.values()) for s in (alive, dying)]
+    assert served[1] == 10 and served[0] == 30  # every passage answered once, by one endpoint
+    ends = summary["backend_detail"]["endpoints"]
+    assert [e["ok"] for e in ends] == [30, 10] and ends[1]["outages"] >= 1
