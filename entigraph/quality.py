@@ -327,6 +327,10 @@ def coverage_html(cov: dict) -> list[str]:
 
 def support_html(sup: dict) -> list[str]:
     a = sup["all"]
+    if not a.get("passages"):
+        return ["<h3>Sentence support gate</h3>",
+                "<p>On, with no LLM-written passage to check (generator-free passages are the source's own "
+                "sentences and are not gated).</p>"]
     parts = ["<h3>Sentence support gate</h3>",
              f"<p>{a.get('sentences', 0):,} sentences of {a.get('passages', 0):,} LLM-written passages checked "
              f"against their source context; {a.get('kept_sentences', 0):,} supported "
