@@ -36,10 +36,20 @@ def run(cfg: RunConfig, progress: bool = True) -> dict[str, Any]:
     templates = load_templates(cfg.synthesis.templates_dir, cfg.synthesis.modes)
     check_per_doc(cfg)
     with run_lock(cfg):  # two writers would both generate the same pending tasks
-        backend = run_backend(cfg) if needs_backend(cfg.synthesis.modes) else NoBackend()
+        executor = None
+        if not needs_backend(cfg.synthesis.modes):
+            backend = NoBackend()
+        elif cfg.synthesis.executor == "ray":  # the actors hold the backends; the executor stands in for one here
+            from ..synthesis.ray_executor import RayExecutor
+
+            backend = executor = RayExecutor(cfg)
+        else:
+            backend = run_backend(cfg)
         try:
             with Store(out / "store.sqlite") as store:
-                summary = Engine(cfg, backend, documents, passages, entities, graph, templates).run(store, progress)
+                engine = Engine(cfg, backend, documents, passages, entities, graph, templates)
+                engine.executor = executor
+                summary = engine.run(store, progress)
                 store.export_jsonl(out / "passages.jsonl")
                 store.export_jsonl(out / "failed.jsonl", status="failed")
                 if "active_reading" in cfg.synthesis.modes:
@@ -91,6 +101,8 @@ def summary_lines(summary: dict[str, Any]) -> list[str]:
         f"{summary['tokens_per_s']} tokens/s; {summary['prompt_tokens_per_generated_token']} prompt tokens "
         f"per generated token ({summary['context']} context)" if summary.get("backend") != "none" else
         "no model loaded: every mode asked for is generator-free (tokens estimated: 4/3 per word)",
-    ] + ([("per mode: " + ", ".join(f"{m} {r['passages']}" for m, r in summary["per_mode"].items())
+    ] + ([(f"ray: {len(summary['workers'])} workers: ") + "; ".join(
+        f"#{w['worker']} {w['batches']} batches, {w['tokens_per_s']} tok/s, {w['failures']} failures"
+        for w in summary["workers"])] if summary.get("executor") == "ray" else []) + ([("per mode: " + ", ".join(f"{m} {r['passages']}" for m, r in summary["per_mode"].items())
            + (f"; {summary['plans']['plans']} Active Reading plans" if summary.get("plans") else ""))]
          if summary.get("per_mode") else [])

@@ -39,6 +39,8 @@ def request_seed(task_id: str) -> int:
 class Engine:
     """Turns SynthTasks into stored SynthPassages with one backend and one set of templates."""
 
+    executor: Any = None  # None: generate here; or e.g. ray_executor.RayExecutor (generated(), summary())
+
     def __init__(self, cfg: RunConfig, backend: Backend, documents: list[Document], passages: list[Passage],
                  entities: list[Entity], graph: Any = None, templates: dict[str, Template] | None = None) -> None:
         self.cfg, self.backend = cfg, backend
@@ -86,9 +88,24 @@ class Engine:
 
     def generate(self, todo: list[tuple[SynthTask, Request]]) -> list[Generation]:
         """Generator-free tasks are built here; the others go to the backend in one call."""
-        llm = [req for task, req in todo if task.mode not in GENERATOR_FREE]
-        gens = iter(self.backend.generate(llm) if llm else [])
+        llm = self.llm_requests(todo)
+        return self.merge(todo, self.backend.generate(llm) if llm else [])
+
+    @staticmethod
+    def llm_requests(todo: list[tuple[SynthTask, Request]]) -> list[Request]:
+        return [req for task, req in todo if task.mode not in GENERATOR_FREE]
+
+    def merge(self, todo: list[tuple[SynthTask, Request]], llm: list[Generation]) -> list[Generation]:
+        """The batch's generations in order: the model's for `llm_requests`, generator-free ones built here."""
+        gens = iter(llm)
         return [self.units.generation(t.task_id) if t.mode in GENERATOR_FREE else next(gens) for t, _ in todo]
+
+    def generated(self, todos: list[list[tuple[SynthTask, Request]]]) -> Iterator[list[Generation]]:
+        """Generations for one window's batches, in order, lazily (the executor: this process, or
+        ray_executor.RayExecutor set as `self.executor`, which generates the window's batches at once)."""
+        if self.executor is not None:
+            return self.executor.generated(self, todos)
+        return (self.generate(todo) if todo else [] for todo in todos)
 
     def record(self, task: SynthTask, req: Request, gen: Generation) -> SynthPassage:
         if task.mode in GENERATOR_FREE:  # no template, no model
@@ -108,6 +125,10 @@ class Engine:
             seq=task.seq, prompt=req.messages[-1]["content"], unit_ids=task.unit_ids,
         )
 
+    def _skip(self, status: str | None) -> bool:
+        """Done already: ok, or failed when failures are not retried."""
+        return status == "ok" or (status == "failed" and not self.cfg.synthesis.retry_failed)
+
     def run(self, store: Store, progress: bool = True) -> dict[str, Any]:
         s = self.cfg.synthesis
         if self.units is not None:  # what the unit-anchored streams read: the store, and plans written by the backend
@@ -120,40 +141,45 @@ class Engine:
         start = time.perf_counter()
         bar = tqdm(total=s.max_passages, unit="passage", desc="synthesize", disable=not progress,
                    dynamic_ncols=True, mininterval=1.0)
-        for batch in self.batches():
-            if s.max_tokens is not None and budget_tokens >= s.max_tokens:
-                stopped_by_tokens = True
+        batches = self.batches()
+        # one window's batches at a time (the next window is drawn only after this one is committed),
+        # so an executor may generate them together; each batch still commits alone, in stream order
+        while window := list(islice(batches, WINDOW_BATCHES)):
+            todos = [[(t, r) for t, r in batch if not self._skip(done.get(t.task_id, (None, 0))[0])] for batch in window]
+            gens_iter = self.generated(todos)
+            for batch, todo in zip(window, todos):
+                if s.max_tokens is not None and budget_tokens >= s.max_tokens:
+                    stopped_by_tokens = True
+                    break
+                seen += len(batch)
+                for task, _ in batch:
+                    status, tokens = done.get(task.task_id, (None, 0))
+                    if self._skip(status):
+                        stats["resumed"] += status == "ok"
+                        budget_tokens += tokens
+                        bar.update(1)
+                gens = next(gens_iter)
+                if not todo:
+                    continue
+                records = [self.record(t, r, g) for (t, r), g in zip(todo, gens)]
+                store.add(records)
+                for rec in records:
+                    done[rec.task_id] = (rec.status, rec.completion_tokens)
+                    if rec.status == "ok":
+                        stats["generated"] += 1
+                        budget_tokens += rec.completion_tokens
+                    else:
+                        stats["failed_now"] += 1
+                    stats["new_prompt_tokens"] += rec.prompt_tokens
+                    stats["new_completion_tokens"] += rec.completion_tokens
+                bar.update(len(records))
+                rate = stats["new_completion_tokens"] / max(time.perf_counter() - start, 1e-9)
+                postfix = {"tokens": budget_tokens, "tok/s": f"{rate:.1f}"}
+                if s.max_tokens:
+                    postfix["eta"] = f"{max(0, s.max_tokens - budget_tokens) / max(rate, 1e-9):.0f}s"
+                bar.set_postfix(postfix, refresh=False)
+            if stopped_by_tokens:
                 break
-            seen += len(batch)
-            todo = []
-            for task, req in batch:
-                status, tokens = done.get(task.task_id, (None, 0))
-                if status == "ok" or (status == "failed" and not s.retry_failed):
-                    stats["resumed"] += status == "ok"
-                    budget_tokens += tokens
-                    bar.update(1)
-                else:
-                    todo.append((task, req))
-            if not todo:
-                continue
-            gens = self.generate(todo)
-            records = [self.record(t, r, g) for (t, r), g in zip(todo, gens)]
-            store.add(records)
-            for rec in records:
-                done[rec.task_id] = (rec.status, rec.completion_tokens)
-                if rec.status == "ok":
-                    stats["generated"] += 1
-                    budget_tokens += rec.completion_tokens
-                else:
-                    stats["failed_now"] += 1
-                stats["new_prompt_tokens"] += rec.prompt_tokens
-                stats["new_completion_tokens"] += rec.completion_tokens
-            bar.update(len(records))
-            rate = stats["new_completion_tokens"] / max(time.perf_counter() - start, 1e-9)
-            postfix = {"tokens": budget_tokens, "tok/s": f"{rate:.1f}"}
-            if s.max_tokens:
-                postfix["eta"] = f"{max(0, s.max_tokens - budget_tokens) / max(rate, 1e-9):.0f}s"
-            bar.set_postfix(postfix, refresh=False)
         bar.close()
         seconds = time.perf_counter() - start
         totals = store.totals()
@@ -170,4 +196,5 @@ class Engine:
             # vllm-server: the engine that served (vllm-server, or hf after a fallback), restarts, why
             "backend_detail": getattr(self.backend, "detail", None),
             "context": s.context, "modes": list(s.modes),
+            **(self.executor.summary() if self.executor is not None else {}),
         }
