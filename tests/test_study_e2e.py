@@ -81,7 +81,8 @@ def test_a_txt_folder_without_questions_gets_a_study_with_generated_probes(study
     # the reading check (the base model's RAG and oracle conditions came from the evaluation cache)
     # and the forgetting check are in the trained recipes' results
     results = read_json(root / "raw" / "results.json")
-    assert {"base_rag", "base_oracle"} <= set(results["cached_conditions"])
+    cached = read_json(root / "raw" / "eval" / ".done.json")["summary"]["cached_conditions"]
+    assert {"base_rag", "base_oracle"} <= set(cached)
     assert [r["setting"] for r in results["reading"]] == ["rag", "oracle"]
     assert results["forgetting"]["source"] == "files" and results["forgetting"]["blocks"] >= 1
     assert res["recipes"]["raw"]["forgetting"]["base_loss"] > 0

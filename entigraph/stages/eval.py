@@ -39,7 +39,8 @@ def run(cfg: RunConfig) -> dict:
     keys = _Keys(cfg, documents, questions, cache)
     docs = {d.doc_id: d for d in documents}
     score = score_generate if cfg.eval.answer_mode == "generate" else score_loglik
-    records, reused = [], []
+    by_cond: dict[str, list[dict]] = {}
+    reused = []
     rag, retrieval = None, {}
     for label, path, conds in plan:
         todo = []
@@ -48,25 +49,28 @@ def run(cfg: RunConfig) -> dict:
             if hit is None:
                 todo.append(cond)
             else:
-                records += [{**r, "condition": cond, "model": label} for r in hit]
+                by_cond[cond] = [{**r, "condition": cond, "model": label} for r in hit]
                 reused.append(cond)
         if any(c.endswith("_rag") for c in conds) and rag is None:
             rag, retrieval = keys.retrieval(out)
         if todo:
             scored = score(cfg, label, path, todo, questions, rag or {}, docs)
-            records += scored
             for cond in todo:
-                keys.store(cond, path, [r for r in scored if r["condition"] == cond])
+                by_cond[cond] = [r for r in scored if r["condition"] == cond]
+                keys.store(cond, path, by_cond[cond])
         gc.collect()  # free this model before the next one loads
+    records = [r for _, _, conds in plan for cond in conds for r in by_cond[cond]]  # plan order, cached or not
     write_jsonl(out / "records.jsonl", records)
     results = summarize(records, questions, documents, cfg)
     results["forgetting"] = _forgetting(cfg, plan, documents, cache)
     results.update(retrieval=retrieval, notes=notes, seconds=round(time.perf_counter() - start, 2),
-                   models={label: path for label, path, _ in plan}, cached_conditions=reused)
+                   models={label: path for label, path, _ in plan})
     write_json(out / "results.json", results)
     write_json(cfg.out / "results.json", results)
-    return {k: results[k] for k in ("questions", "scoring", "chance", "conditions", "paired", "retrieval", "seconds",
-                                    "reading", "forgetting", "cached_conditions", "probes")}
+    # which conditions came from the cache: in the stage's summary (its marker), not in results.json,
+    # whose content is the same whether a condition was scored now or before
+    return {**{k: results[k] for k in ("questions", "scoring", "chance", "conditions", "paired", "retrieval", "seconds",
+                                       "reading", "forgetting", "probes")}, "cached_conditions": reused}
 
 
 class _Keys:
