@@ -319,7 +319,8 @@ def test_a_dead_endpoint_is_taken_out_and_retried_later(two_servers, caplog):
                       endpoint_backoff_s=0.2)
     with caplog.at_level(logging.WARNING):
         gens = b.generate([req(f"p {i}") for i in range(30)])
-        time.sleep(0.3)  # past the back-off: the dead endpoint is tried again, fails, goes out again
+        # past the back-off: the dead endpoint is tried again, fails, goes out again
+        time.sleep(max(0.0, b.endpoints[0].down_until - time.monotonic()) + 0.05)
         more = b.generate([req(f"q {i}") for i in range(6)])
     detail = b.detail["endpoints"]
     b.close()
