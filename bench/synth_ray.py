@@ -27,11 +27,11 @@ sys.path.append(str(ROOT / "tests"))  # synth_inputs; after the package, which t
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-import ray  # noqa: E402
-from synth_inputs import tiny_config, write_inputs  # noqa: E402
+import ray
+from synth_inputs import tiny_config, write_inputs
 
-from entigraph.stages import synthesize as synthesis  # noqa: E402
-from entigraph.synthesis.store import Store  # noqa: E402
+from entigraph.stages import synthesize as synthesis
+from entigraph.synthesis.store import Store
 
 
 def run(root: Path, args, workers: int) -> tuple[dict, list]:

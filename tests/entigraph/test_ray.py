@@ -16,8 +16,8 @@ from synth_inputs import tiny_config, write_inputs
 
 ray = pytest.importorskip("ray")
 
-from entigraph.stages import synthesize as synthesis  # noqa: E402
-from entigraph.synthesis.store import Store  # noqa: E402
+from entigraph.stages import synthesize as synthesis
+from entigraph.synthesis.store import Store
 
 HERE = Path(__file__).resolve().parent
 PASSAGES = 24
