@@ -93,3 +93,35 @@ def test_driver_killed_mid_run_resumes_to_the_local_store(tmp_path, tiny_lm, clu
     assert len(workers) == 2 and sum(w["requests"] for w in workers) == PASSAGES - partial
     assert all(w["failures"] == 0 for w in workers) and all(w["batches"] > 0 for w in workers)
     assert len({w["pid"] for w in workers} | {os.getpid()}) == 3  # two actor processes besides the driver
+
+
+@pytest.mark.slow
+def test_a_batch_whose_worker_dies_goes_to_another_and_is_counted(cluster, tmp_path):
+    """Each actor holds an openai backend (a loopback fake server); actor 0 is killed with its batch
+    in flight: the batch is answered by actor 1, and worker 0's failure is in the summary."""
+    from test_backend_openai import FaultServer
+
+    from entigraph.backends.base import Request
+    from entigraph.config import RunConfig, SamplingConfig
+    from entigraph.synthesis.ray_executor import RayExecutor
+
+    srv = FaultServer()
+    try:
+        cfg = RunConfig(name="t", run_dir=str(tmp_path))
+        cfg.backend.kind, cfg.backend.openai.base_url, cfg.backend.openai.model = "openai", srv.url, "tiny"
+        cfg.synthesis.executor, cfg.synthesis.ray_workers = "ray", 2
+        ex = RayExecutor(cfg)
+        try:
+            assert (ex.name, ex.model) == ("openai", "tiny") and ex.count_tokens("abcdefgh") == 3
+            reqs = [Request([{"role": "user", "content": f"q{i}"}], SamplingConfig(max_new_tokens=3), i) for i in range(4)]
+            ray.kill(ex.actors[0], no_restart=False)  # dies; Ray restarts it later
+            ex.inflight[0] += 1
+            gens = ex._result(reqs, (0, ex.actors[0].generate.remote(reqs)))
+            assert [g.text for g in gens] == [f"answer to q{i}" for i in range(4)]
+            workers = ex.summary()["workers"]
+            assert workers[0]["failures"] == 1 and workers[0]["errors"] and workers[1]["requests"] == 4
+            assert ex.inflight == [0, 0]
+        finally:
+            ex.close()
+    finally:
+        srv.stop()
