@@ -85,6 +85,9 @@ class Study:
     # --- the study ------------------------------------------------------------------------------
     def run(self) -> dict[str, RunSpec]:
         start = time.time()
+        for entry in self.state["runs"].values():  # an earlier invocation was stopped while it ran these
+            if entry.get("status") == "running" and self.execute_runs:
+                entry["status"] = "interrupted"
         self.state["invocations"].append({"started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                                           "only": self.only, "executed": self.execute_runs})
         self._save_state()
