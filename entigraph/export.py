@@ -82,7 +82,7 @@ def dataset_card(cfg: RunConfig, kept: list) -> str:
         "(the entities it was asked about and the source passages it was given); `model`, `backend`, `template` "
         "what wrote it; `completion_tokens` its length.", "",
         "```python", "import datasets",
-        f'ds = datasets.load_from_disk("{cfg.out / "export" / "corpus"}")', "```", "",
+        'ds = datasets.load_from_disk("export/corpus")  # from the run folder', "```", "",
     ])
 
 

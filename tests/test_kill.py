@@ -66,7 +66,9 @@ def contents(run: Path) -> dict[str, object]:
         rel = f.relative_to(run).as_posix()
         if not f.is_file() or f.name.startswith(".") or rel.endswith((".png", ".sqlite", ".html", ".lock")):
             continue  # images and the page embed run times; the store holds per-attempt timings
-        if rel in ("timings.json", "history.jsonl", "config.yaml") or rel.startswith("synthesize/store"):
+        if rel in ("timings.json", "history.jsonl", "config.yaml") or rel.startswith(("synthesize/store", "export/")):
+            # export/ is rewritten by the report stage from the outputs compared here, and datasets
+            # stamps each save with a random fingerprint (state.json)
             continue
         if f.suffix == ".json":
             out[rel] = _strip(json.loads(f.read_text()))

@@ -282,7 +282,8 @@ def build(cfg: RunConfig, tokenizer, replay: list[str], global_batch: int, data_
         )
     # Whole global batches: the order is padded with its first blocks (as DDP's even batches would
     # pad a rank), so one process and several see exactly the same batches, the last one included.
-    order = np.concatenate([order, order[:(-len(order)) % global_batch]]).astype(np.int64)
+    padded = (-len(order)) % global_batch
+    order = np.concatenate([order, order[:padded]]).astype(np.int64)
     head = order[:anneal_start]
     by_source = {names[c]: int(lengths[head][sources[head] == c].sum()) for c in np.unique(sources[head])}
     if anneal_start < len(order):
@@ -310,6 +311,7 @@ def build(cfg: RunConfig, tokenizer, replay: list[str], global_batch: int, data_
         "epochs": round(anneal_start / epoch_blocks, 4),
         "steps": math.ceil(len(order) / global_batch),
         "padding_tokens": int(len(order) * t.block_size - lengths[order].sum()),
+        "padded_blocks": int(padded),  # repeated first blocks that complete the last global batch
     }
     data_dir.mkdir(parents=True, exist_ok=True)
     for name, arr in (("blocks", blocks), ("lengths", lengths), ("sources", sources), ("order", order), ("val", val)):
