@@ -31,6 +31,7 @@ from tqdm import tqdm
 
 from entigraph import artifacts
 from entigraph.config import RunConfig, SamplingConfig
+from entigraph.corpus import locate
 from entigraph.devices import pick_device
 from entigraph.errors import ConfigError
 from entigraph.io import write_json
@@ -96,6 +97,9 @@ def make_embedder(cfg: RunConfig):
     return Embedder(cfg.models.embedder, device=pick_device(cfg.device))
 
 
+EXAMPLE_QUESTIONS = 5  # questions whose retrieved chunks the report shows
+
+
 def retrieve_contexts(cfg: RunConfig, documents: Sequence[Document], questions: Sequence[Question],
                       out: Path) -> tuple[dict[str, tuple[str, list[str]]], dict]:
     """Chunk, index, and retrieve for every question. Returns {qid: (context, chunk ids)} and the
@@ -121,6 +125,12 @@ def retrieve_contexts(cfg: RunConfig, documents: Sequence[Document], questions: 
         **document_recall(hits, [q.doc_id for q in questions]),
         "latency": latency_summary(seconds), "build_seconds": round(built, 2),
     }
+    by_id, docs = {c.chunk_id: c for c in chunks}, {d.doc_id: d for d in documents}
+    report["examples"] = [  # the first questions' top chunks, cited down to the page or section
+        {"question": q.question, "doc_id": q.doc_id, "chunks": [
+            {"chunk_id": h.chunk_id, "title": docs[h.doc_id].title, "score": round(h.score, 4),
+             "where": locate(docs[h.doc_id], by_id[h.chunk_id].start, by_id[h.chunk_id].end)} for h in hs[: r.top_k]]}
+        for q, hs in list(zip(questions, hits))[:EXAMPLE_QUESTIONS]]
     write_json(out / "retrieval.json", {**report, "hits": [
         {"qid": q.qid, "doc_id": q.doc_id, "hits": [[h.chunk_id, round(h.score, 4)] for h in hs]}
         for q, hs in zip(questions, hits)]})

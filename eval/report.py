@@ -331,6 +331,11 @@ def retrieval_section(results: dict | None) -> str:
              f"{lat.get('mean_ms', 0):.1f} ms mean, {lat.get('p95_ms', 0):.1f} ms p95.</p>")
     if r.get("index_note"):
         body += _note(r["index_note"])
+    rows = [[e["question"] if i == 0 else "", c["title"] + (f" ({c['where']})" if c["where"] else ""), f"{c['score']:.3f}"]
+            for e in r.get("examples", []) for i, c in enumerate(e["chunks"])]
+    if rows:
+        body += "<p>What the first questions were given (each chunk cited by document, page or section):</p>"
+        body += _table(["question", "retrieved chunk", "score"], rows)
     return _section("Retrieval", body, "retrieval")
 
 

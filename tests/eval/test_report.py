@@ -27,7 +27,10 @@ def fake_results() -> dict:
                                       "accuracy": {"base_closed": 0.25, "cpt_closed": 0.45, "base_rag": 0.6}}},
         "by_type": {}, "retrieval": {"method": "dense", "index": "flat", "chunks": 12, "chunk_size": 100,
                                      "chunk_unit": "words", "top_k": 3, "recall@1": 0.5, "recall@3": 0.8,
-                                     "recall@5": 0.9, "recall@10": 1.0, "latency": {"mean_ms": 12.0, "p95_ms": 20.0}},
+                                     "recall@5": 0.9, "recall@10": 1.0, "latency": {"mean_ms": 12.0, "p95_ms": 20.0},
+                                     "examples": [{"question": "When did the wire snap?", "doc_id": "d", "chunks": [
+                                         {"chunk_id": "d:c1", "title": "History", "score": 0.71, "where": "p. 2"},
+                                         {"chunk_id": "e:c0", "title": "Survey", "score": 0.52, "where": "§ Results"}]}]},
     }
 
 
@@ -56,6 +59,7 @@ def run_cfg(tmp_path) -> RunConfig:
 def test_report_has_the_comparison_escapes_text_and_notes_missing_stages(run_cfg):
     summary = report_run(run_cfg)
     html = Path(summary["path"]).read_text()
+    assert "History (p. 2)" in html and "Survey (§ Results)" in html  # retrieved chunks cite page and section
     assert 'class="comparison"' in html and "45.0 %" in html
     assert "<script>alert(1)</script>" not in html and "&lt;script&gt;alert(1)" in html
     assert html.count("data:image/png;base64,") == 2  # comparison plot + graph picture
