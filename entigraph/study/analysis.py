@@ -145,7 +145,7 @@ class Analysis:
             for probes in s.probes:
                 for (setting, ptype), recs in sorted(records[probes].get(name, {}).items()):
                     entry["results"][f"{setting}/{ptype}"] = figures(recs, self.resamples)
-            if recipe.train and recipe.train_docs is None:
+            if recipe.train and recipe.train_docs is None and entry["complete"]:
                 entry["reading"] = self._reading(run, res)
                 entry["forgetting"] = self._forgetting(res, tuning_docs)
             out["recipes"][name] = entry

@@ -167,8 +167,8 @@ def runs_rows(res: dict) -> tuple[list[str], list[list[str]]]:
     header = ["method", "run", "what", "settings", "steps", "stage seconds (all attempts; cached: reused, seconds where it ran)"]
     rows = []
     for name, e in res["recipes"].items():
-        rows.append([name, f"`{e['run']}`", e["description"] or "—", fmt_point(e["point"]),
-                     str(e["tokens"].get("steps") or "—"), _stage_cell(e["timings"])])
+        rows.append([name + ("" if e["complete"] else " (not finished)"), f"`{e['run']}`", e["description"] or "—",
+                     fmt_point(e["point"]), str(e["tokens"].get("steps") or "—"), _stage_cell(e["timings"])])
     return header, rows
 
 
