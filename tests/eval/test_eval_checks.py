@@ -3,9 +3,7 @@ embedder; tests/eval/test_compare.py covers the comparison itself)."""
 
 from __future__ import annotations
 
-import hashlib
 import json
-import re
 import shutil
 
 import numpy as np
@@ -21,25 +19,7 @@ from entigraph.records import to_dict
 from entigraph.stages import eval as eval_stage
 from entigraph.stages.report import run as report_run
 
-ROWS = [
-    {"input": "THE TIDAL CLOCK\n\nThe Harbour Guild built the tidal clock in 1887. Mara Velt kept its records.",
-     "instructions": ["Who built the tidal clock?\n\n (A) Mara Velt\n (B) The Harbour Guild\n (C) Oskar Brenn\n (D) Nobody",
-                      "When was it built?\n\n (A) 1887\n (B) 1901\n (C) 1931\n (D) 1963"],
-     "outputs": ["(B) The Harbour Guild", "(A) 1887"]},
-    {"input": "KETTLE POINT\n\nOskar Brenn painted the lighthouse at Kettle Point red. Herons nest in the salt marsh.",
-     "instructions": ["What colour is the lighthouse?\n\n (A) Blue\n (B) White\n (C) Red\n (D) Green"],
-     "outputs": ["(C) Red"]},
-]
-
-
-def hashed_embedder(cfg):
-    def embed(texts, dim=64):
-        out = np.zeros((len(texts), dim), dtype=np.float32)
-        for i, t in enumerate(texts):
-            for w in re.findall(r"\w+", t.lower()):
-                out[i, int(hashlib.md5(w.encode()).hexdigest(), 16) % dim] += 1
-        return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-9)
-    return embed
+from test_compare import ROWS, hashed_embedder  # the same mini corpus and offline embedder
 
 
 @pytest.fixture
