@@ -265,3 +265,23 @@ def test_budget_like_trains_on_the_other_recipes_token_budget(tmp_path, tiny_lm,
     run_study(load_study(study_file(tmp_path, tiny_lm, **extra)), echo=lambda line: None)
     read = lambda n: yaml.safe_load((tmp_path / "runs" / "st" / n / "config.yaml").read_text())  # noqa: E731
     assert read("ungrounded")["train"]["max_synthetic_tokens"] == read("eg-half")["train"]["max_synthetic_tokens"] > 0
+
+
+def test_selection_rules():
+    from entigraph.study.config import SelectConfig
+    from entigraph.study.runner import select
+
+    def ev(run, lr, lps, acc):
+        per = {f"q{i}": [float(i < acc * len(lps)), lp] for i, lp in enumerate(lps)}
+        return {"run": run, "point": {"train.lr": lr}, "n": len(lps), "accuracy": acc,
+                "target_logprob": sum(lps) / len(lps), "per_probe": per}
+
+    noisy = [(-2.0 if i % 2 else -1.0) for i in range(40)]
+    evidence = [ev("a", 1e-3, noisy, 0.5), ev("b", 3e-3, [x + 0.05 for x in noisy[::-1]], 0.4),
+                ev("c", 1e-4, [x - 1.0 for x in noisy], 0.6)]
+    assert select(evidence, SelectConfig())["point"] == {"train.lr": 3e-3}  # the best mean
+    choice = select(evidence, SelectConfig(noise=True, tie_break="order"))
+    assert choice["point"] == {"train.lr": 1e-3} and "within noise" in choice["why"]  # b is not better beyond noise
+    assert select(evidence, SelectConfig(tie_within=0.1))["point"] == {"train.lr": 1e-3}  # tie broken by accuracy
+    assert select(evidence, SelectConfig(metric="accuracy"))["point"] == {"train.lr": 1e-4}
+    assert select([{**evidence[0], "n": 0}], SelectConfig())["point"] is None

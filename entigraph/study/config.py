@@ -53,8 +53,13 @@ class SelectConfig:
     # closed-book, on the tuning documents' probes: the right target's mean token log-likelihood
     # (cloze probes; multiple-choice questions fall back to accuracy) or accuracy
     metric: Literal["target_logprob", "accuracy"] = "target_logprob"
-    tie_break: Literal["accuracy", "target_logprob"] = "accuracy"
+    # among tied points: the better other metric, or the first in grid order (write the grid in
+    # order of preference, e.g. the setting the comparison was planned with first)
+    tie_break: Literal["accuracy", "target_logprob", "order"] = "accuracy"
     tie_within: NonNegativeFloat = 0.0  # metric differences up to this are ties
+    # also ties: points the best is not better than beyond noise (the paired bootstrap 95 % interval
+    # of their per-probe difference from the best includes 0)
+    noise: bool = False
 
 
 @dataclass

@@ -49,7 +49,7 @@ def fmt_lp(p: dict | None) -> str:
     return f"{p['logprob_diff']:+.3f} [{lo:+.3f}, {hi:+.3f}]"
 
 
-METRIC = {"target_logprob": "mean target log-likelihood", "accuracy": "accuracy"}
+METRIC = {"target_logprob": "mean target log-likelihood", "accuracy": "accuracy", "order": "grid order"}
 
 
 def fmt_point(point: dict) -> str:
@@ -313,8 +313,9 @@ def markdown_tuning(res: dict) -> str:
         return "No tuning runs.\n"
     chosen = [f"{name}: {fmt_point(t['chosen'] or {})} ({t['why']})" for name, t in res["tuning"].items()]
     s = res["select"]
-    rule = (f"Chosen by closed-book {METRIC[s['metric']]} on the tuning documents' probes "
-            f"(ties within {s['tie_within']:g} broken by {METRIC[s['tie_break']]}, then grid order).")
+    ties = f"ties within {s['tie_within']:g}" + (" or within noise (paired bootstrap per probe)" if s.get("noise") else "")
+    then = "grid order" if s["tie_break"] == "order" else f"{METRIC[s['tie_break']]}, then grid order"
+    rule = f"Chosen by closed-book {METRIC[s['metric']]} on the tuning documents' probes ({ties} broken by {then})."
     return "\n".join(md_table(h, rows) + ["", rule, "", *[f"- {c}" for c in chosen]]) + "\n"
 
 

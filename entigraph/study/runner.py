@@ -252,8 +252,9 @@ def measure(run: Path, condition: str) -> dict:
                 "target_logprob": float(np.mean(lps)) if lps and len(lps) == len(rs) else None}
 
     types = sorted({r.get("probe_type", "") for r in recs})
+    per_probe = {r["qid"]: [float(bool(r["correct"])), r.get("target_logprob")] for r in recs}
     return {**figures(recs), "by_type": {t: figures([r for r in recs if r.get("probe_type", "") == t])
-                                         for t in types if t}}
+                                         for t in types if t}, "per_probe": per_probe}
 
 
 def select(evidence: list[dict], rule) -> dict:
@@ -268,17 +269,43 @@ def select(evidence: list[dict], rule) -> dict:
     other = "accuracy" if metric == "target_logprob" else "target_logprob"
     if rule.tie_break == metric or any(e.get(other) is None for e in done):
         other = None
-    best = max(e[metric] for e in done)
-    ties = [e for e in done if best - e[metric] <= rule.tie_within]
+    if rule.tie_break == "order":
+        other = None
+    best = max(done, key=lambda e: e[metric])
+    ties = [e for e in done if best[metric] - e[metric] <= rule.tie_within]
+    if getattr(rule, "noise", False):  # not worse than the best beyond noise: a paired bootstrap per probe
+        ties += [e for e in done if e not in ties and _not_worse(e, best, metric)]
+        ties.sort(key=done.index)
     if other and len(ties) > 1:
         top = max(e[other] for e in ties)
         ties = [e for e in ties if e[other] == top]
     pick = ties[0]
     label = {"target_logprob": "mean target log-likelihood", "accuracy": "accuracy"}[metric]
-    why = f"best closed-book {label} on the tuning documents: {pick[metric]:.4g}"
+    why = f"best closed-book {label} on the tuning documents: {best[metric]:.4g} at {fmt(best['point'])}"
+    if pick is not best:
+        how = "first in grid order" if other is None else f"better {other.replace('_', ' ')}"
+        tie = "within noise of it" if getattr(rule, "noise", False) else f"within {rule.tie_within:g} of it"
+        why += f"; {fmt(pick['point'])} ({pick[metric]:.4g}) is {tie}, and {how}"
     if len(done) < len(evidence):
         why += f" ({len(evidence) - len(done)} grid points without results)"
     return {"point": pick["point"], "run": pick["run"], "metric": metric, "tie_break": other, "why": why}
+
+
+def fmt(point: dict) -> str:
+    return ", ".join(f"{k}={v}" for k, v in point.items()) or "the defaults"
+
+
+def _not_worse(e: dict, best: dict, metric: str) -> bool:
+    """Whether the paired bootstrap 95 % interval of (best - e), per probe, includes 0."""
+    from ..eval.stats import paired_bootstrap
+
+    col = 0 if metric == "accuracy" else 1
+    a, b = e.get("per_probe") or {}, best.get("per_probe") or {}
+    qids = [q for q in a if q in b and a[q][col] is not None and b[q][col] is not None]
+    if not qids:
+        return False
+    d = paired_bootstrap([b[q][col] for q in qids], [a[q][col] for q in qids], 2000, 0)
+    return d["ci95"][0] <= 0
 
 
 # ---------------------------------------------------------------------------------------------
