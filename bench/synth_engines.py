@@ -191,8 +191,13 @@ def timed_calls(backend, reqs, size: int, pgid: int | None = None) -> dict:
             "sample": gens[0].text[:160]}
 
 
-def run_hf(path, reqs, batch, dtype) -> dict:
+def run_hf(path, reqs, batch, dtype, threads: int | None = None) -> dict:
+    import torch
+
     from entigraph.backends.hf import HFBackend
+
+    if threads:
+        torch.set_num_threads(threads)
 
     start = time.perf_counter()
     backend = HFBackend(path, device="cpu", dtype=dtype, batch_size=batch)
@@ -200,7 +205,7 @@ def run_hf(path, reqs, batch, dtype) -> dict:
     backend.generate(warmup(reqs))  # as every engine here: first shapes are slow
     out = timed_calls(backend, reqs, batch)
     backend.close()
-    return {**out, "load_s": round(load, 1), "dtype": dtype}
+    return {**out, "load_s": round(load, 1), "dtype": dtype, "threads": torch.get_num_threads()}
 
 
 def run_hf_continuous(path, tok, reqs, batch) -> dict:
@@ -346,6 +351,8 @@ def main() -> None:
     ap.add_argument("--slow-prompts", type=int, default=None,
                     help="hf-bf16 and hf-continuous on the first N prompts only (default: all)")
     ap.add_argument("--timeout", type=int, default=1800, help="per candidate run in a subprocess")
+    ap.add_argument("--hf-threads", type=int, help="torch threads for hf-fp32 (default: torch's, i.e. OMP_NUM_THREADS)")
+    ap.add_argument("--out", type=Path, default=OUT)
     ap.add_argument("--worker")
     ap.add_argument("--limit-again", action="store_true", help="re-measure the GEMM peak; update the results file")
     args = ap.parse_args()
@@ -389,7 +396,7 @@ def main() -> None:
             if "hf-fp32" in results:
                 write_report(args, results, stats, shape, peak, bf16, load_start, reqs[0].sampling)
 
-        attempt("hf-fp32", run_hf, path, reqs, args.batch, "float32")
+        attempt("hf-fp32", run_hf, path, reqs, args.batch, "float32", args.hf_threads)
         attempt("vllm-server", run_server, cfg, reqs, args.batch, True, work / "server")
         attempt("vllm-server-64", run_server, cfg, reqs, len(reqs), True, work / "server64")
         attempt("vllm-server-nocache", run_server, cfg, reqs, args.batch, False, work / "server-nocache")
@@ -468,7 +475,7 @@ def write_report(args, results, stats, shape, peak, bf16, load_start, sampling, 
                     "python": platform.python_version(), "torch_threads": torch.get_num_threads(),
                     "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS")},
         "versions": {p: _version(p) for p in ("torch", "transformers")},
-        "args": {k: v for k, v in vars(args).items() if k != "worker"},
+        "args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items() if k != "worker"},
         "model": "smollm2-135m-instruct (embedded default)", "model_shape": shape,
         "prompts": {k: v for k, v in stats.items() if k != "lengths"},
         "sampling": dataclasses.asdict(sampling),
@@ -480,14 +487,14 @@ def write_report(args, results, stats, shape, peak, bf16, load_start, sampling, 
             "limit_tokens_per_s")
     report["table"] = sorted(({"candidate": name, **{k: r.get(k) for k in keys}}
                               for name, r in results.items() if "tokens_per_s" in r), key=lambda row: -row["tokens_per_s"])
-    OUT.write_text(json.dumps(report, indent=2) + "\n")
+    args.out.write_text(json.dumps(report, indent=2) + "\n")
     if not final:
         return
     for row in report["table"]:
         print(f"{row['candidate']:22s} {row['tokens_per_s']:8.2f} tok/s  {row['ratio_to_hf']}x hf  "
               f"{row['tokens_per_cpu_s']} tok/CPU-s  {row['cpu_ratio_to_hf']}x hf  "
               f"{row['fraction_of_best_peak']} of the GEMM peak per CPU second")
-    print(f"load {load_start} -> {report['loadavg_end']}; wrote {OUT}")
+    print(f"load {load_start} -> {report['loadavg_end']}; wrote {args.out}")
 
 
 if __name__ == "__main__":
