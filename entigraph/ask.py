@@ -74,7 +74,7 @@ def ask(cfg: RunConfig, question: str, *, base: bool = False, closed_book: bool 
     context = "\n\n".join(f"[{i + 1}] {c['title']}: {c['text']}" for i, c in enumerate(citations))
     content = PROMPT.format(context=context, question=question) if citations else f"Question: {question}"
     if backend is None:  # greedy, with the run's backend settings (hf by default) on the chosen model
-        settings = replace(cfg.backend, model=model, kind="hf" if cfg.backend.kind == "openai" else cfg.backend.kind)
+        settings = replace(cfg.backend, model=model, kind="vllm" if cfg.backend.kind == "vllm" else "hf")
         backend = get_backend(settings, device=cfg.device, seed=cfg.seed, cache_dir=cfg.models.cache_dir,
                               work_dir=cfg.out)
     sampling = replace(cfg.backend.sampling, temperature=0.0, top_p=1.0, repetition_penalty=1.0,
