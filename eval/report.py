@@ -38,6 +38,8 @@ img{max-width:100%;height:auto;display:block;margin:6px 0}
 details pre{background:#f6f8fa;padding:10px;overflow:auto;font-size:12px;max-height:480px}
 code{background:#eef2f6;padding:0 3px;border-radius:3px}
 .generated{background:#fff7e0;border-left:4px solid #c27c2c;padding:8px 12px}
+.verdict{background:#fff;border-radius:6px;padding:12px 20px;margin:0 0 16px;box-shadow:0 1px 2px #0001}
+.verdict dt{font-weight:600;margin-top:6px}.verdict dd{margin:2px 0 6px 0;font-size:16px}
 """
 
 # Sets data attributes once images have loaded, so a headless browser (tests) can check they render.
@@ -146,7 +148,7 @@ def headline(results: dict | None, cfg: RunConfig) -> str:
     conds = results["conditions"]
     n = results.get("questions", 0)
     parts = []
-    pair = next((p for p in results.get("paired", []) if (p["a"], p["b"]) == ("cpt_closed", "base_closed")), None)
+    pair = _pair(results, "cpt_closed", "base_closed")
     if pair:
         a, b = conds["cpt_closed"], conds["base_closed"]
         parts.append(f"closed-book accuracy went from {pct(b['accuracy'])} to {pct(a['accuracy'])} "
@@ -161,6 +163,48 @@ def headline(results: dict | None, cfg: RunConfig) -> str:
     if results.get("probes") == "generated":
         parts.append("the questions are generated cloze probes, not human-written ones")
     return f'<p class="headline">{what}: ' + "; ".join(parts) + ".</p>"
+
+
+def _pair(results: dict, a: str, b: str) -> dict | None:
+    return next((p for p in results.get("paired", []) if (p["a"], p["b"]) == (a, b)), None)
+
+
+def _loglik(p: dict) -> str:
+    if "logprob_diff" not in p:
+        return ""
+    lo, hi = p["logprob_ci95"]
+    return f"; target log-likelihood {p['logprob_diff']:+.3f} nats [{lo:+.3f}, {hi:+.3f}]"
+
+
+def verdict(results: dict | None) -> str:
+    """The two answers a reader opens the report for, each with its evidence: did the adapted model
+    learn the documents (closed-book, adapted vs base), and does it help or hurt retrieval (RAG with
+    the adapted model vs RAG with the base model). "Yes" needs McNemar p < 0.05; a difference that
+    test does not call is said to be within noise."""
+    if not results:
+        return ""
+    conds, rows = results.get("conditions", {}), []
+    learned = _pair(results, "cpt_closed", "base_closed")
+    if learned:
+        a, b = conds["cpt_closed"], conds["base_closed"]
+        word = ("Yes" if learned["diff"] > 0 else "No: it got worse") if learned["mcnemar_p"] < 0.05 else \
+            "Not shown (the difference is within noise)"
+        rows.append(("Did the adapted model learn the documents?",
+                     f"{word}. Closed-book {pct(b['accuracy'])} → {pct(a['accuracy'])}, {_signed(learned)}{_loglik(learned)}."))
+    reads = _pair(results, "cpt_rag", "base_rag")
+    if reads:
+        a, b = conds["cpt_rag"], conds["base_rag"]
+        if reads["mcnemar_p"] < 0.05:
+            word = "It helps" if reads["diff"] > 0 else "It hurts"
+        else:
+            word = "It does not hurt" if reads["diff"] >= 0 else "Slightly lower, within noise"
+        rows.append(("Does it help or hurt retrieval (RAG)?",
+                     f"{word}. RAG with the base model {pct(b['accuracy'])}, with the adapted model "
+                     f"{pct(a['accuracy'])}: {_signed(reads)}{_loglik(reads)}."))
+    if not rows:
+        return ""
+    body = "".join(f"<dt>{esc(q)}</dt><dd>{answer}</dd>" for q, answer in rows)
+    return f'<div class="verdict" id="verdict"><dl>{body}</dl></div>'
 
 
 def _diff(p: dict) -> str:
@@ -413,5 +457,5 @@ def render(cfg: RunConfig) -> str:
         f"<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>entigraph · {esc(cfg.name)}</title>"
         f"<style>{CSS}</style><script>{SCRIPT}</script></head><body><main>"
         f"<h1>entigraph run “{esc(cfg.name)}”</h1><p class=\"sub\">report written {esc(stamp)} from {esc(out)}</p>"
-        + headline(results, cfg) + "".join(sections) + "</main></body></html>"
+        + verdict(results) + headline(results, cfg) + "".join(sections) + "</main></body></html>"
     )

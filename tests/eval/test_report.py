@@ -69,6 +69,29 @@ def test_report_has_the_comparison_escapes_text_and_notes_missing_stages(run_cfg
     assert summary["missing"] == ["synthesize", "filter", "train"]
 
 
+def test_the_report_opens_with_the_verdict_in_both_directions():
+    from entigraph.eval.report import verdict
+
+    results = fake_results()
+    results["conditions"]["cpt_rag"] = results["conditions"]["base_rag"] | {"accuracy": 0.5}
+    results["paired"].append({"a": "cpt_rag", "b": "base_rag", "diff": -0.1, "ci95": [-0.2, 0.0], "mcnemar_p": 0.2,
+                              "only_a": 1, "only_b": 5, "n": 40, "logprob_diff": -0.05, "logprob_ci95": [-0.1, 0.0]})
+    html = verdict(results)
+    learned, reads = html.split("<dt>")[1:]
+    assert learned.startswith("Did the adapted model learn") and "Yes." in learned and "25.0 % → 45.0 %" in learned
+    assert "Slightly lower, within noise" in reads and "-0.050 nats" in reads
+    results["paired"][0] |= {"mcnemar_p": 0.3}   # the same gain that McNemar does not call is not a yes
+    results["paired"][1] |= {"diff": -0.2, "mcnemar_p": 0.01}
+    html = verdict(results)
+    assert "Not shown (the difference is within noise)" in html and "It hurts" in html and "Yes." not in html
+    assert verdict({"conditions": {}, "paired": []}) == ""
+
+
+def test_the_verdict_comes_before_every_section(run_cfg):
+    html = Path(report_run(run_cfg)["path"]).read_text()
+    assert html.index('id="verdict"') < html.index("<section")
+
+
 def test_a_filter_report_the_quality_section_cannot_read_degrades_to_a_note(run_cfg):
     write_json(artifacts.stage_dir(run_cfg.out, "filter") / "report.json", {"unexpected": 1})
     html = Path(report_run(run_cfg)["path"]).read_text()
