@@ -41,8 +41,14 @@ ifeq ($(FAST),1)
 	  || echo "make: the fast synthesis path ($(VLLM_VENV)) could not be installed (see $(VENV)/vllm-env.log); synthesis falls back to the hf backend"
 endif
 
+# A config whose stages load no generator (generator-free synthesis modes, log-likelihood eval)
+# needs no vLLM environment: the demo skips building it.
+NEEDS_MODEL = $(PY) -c "import sys; from entigraph.config import load_config; from entigraph.pipeline import model_stages; \
+	sys.exit(0 if model_stages(load_config(sys.argv[1])) else 1)" $(CONFIG)
+
 demo: $(STAMP)
-	@$(MAKE) --no-print-directory fast-path
+	@if $(NEEDS_MODEL); then $(MAKE) --no-print-directory fast-path; \
+	  else echo "make: $(CONFIG) loads no generator model: no fast synthesis path needed"; fi
 	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-2} $(VENV)/bin/entigraph run $(CONFIG)
 
 test: $(STAMP)

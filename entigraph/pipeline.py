@@ -42,6 +42,14 @@ def _uses_backend(cfg: RunConfig, stage: str) -> bool:
     }.get(stage, False)
 
 
+def model_stages(cfg: RunConfig) -> list[str]:
+    """The stages that will load the `backend:` model (synthesis only for modes that need a
+    generator): `make demo` builds vLLM's environment only when this is not empty."""
+    from .synthesis.faithful import needs_backend
+
+    return [s for s in STAGES if _uses_backend(cfg, s) and (s != "synthesize" or needs_backend(cfg.synthesis.modes))]
+
+
 @dataclass(frozen=True)
 class Stage:
     name: str

@@ -71,6 +71,14 @@ def test_backend_settings_reach_filter_and_eval_only_when_they_call_the_model(tm
     assert "backend" not in pipeline.BY_NAME["train"].inputs(cfg)
 
 
+def test_model_stages_leave_out_generator_free_synthesis(tmp_path):
+    assert pipeline.model_stages(cfg_for(tmp_path)) == ["synthesize"]
+    free = cfg_for(tmp_path, "synthesis.modes=[permute,profile,qa]")
+    assert pipeline.model_stages(free) == []  # make demo then builds no vLLM environment
+    assert pipeline.model_stages(cfg_for(tmp_path, "synthesis.modes=[permute,pair]")) == ["synthesize"]
+    assert pipeline.model_stages(cfg_for(tmp_path, "synthesis.modes=[permute]", "eval.answer_mode=generate")) == ["eval"]
+
+
 def test_stage_cache_runs_a_shared_stage_once(tmp_path, calls):
     a = cfg_for(tmp_path, "stage_cache=true")
     b = load_config(None, [f"run_dir={tmp_path}", "name=u", "stage_cache=true", "filter.min_words=3"])
