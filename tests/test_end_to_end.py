@@ -7,25 +7,15 @@ from entigraph.cli import main
 
 
 def test_run_end_to_end_then_skip(tmp_path, tiny_lm, capsys):
-    args = [
+    args = [  # the demo as shipped (its recipe, mixture and retrieval), with the tiny model and short runs
         "run", "configs/demo.yaml",
         "--set", f"run_dir={tmp_path}",
         "--set", f"backend.model={tiny_lm}",
-        "--set", "backend.kind=hf",  # the demo's vllm-server path has its own tests (test_server.py)
         "--set", f"models.base={tiny_lm}",
-        "--set", "synthesis.max_passages=6",
-        "--set", "backend.batch_size=6",
-        "--set", "backend.sampling.max_new_tokens=24",
-        "--set", "filter.min_words=1",
-        "--set", "filter.require_entities=false",
-        "--set", "filter.max_invented_rate=1.0",
         "--set", "filter.embedding_coverage=false",
         "--set", "train.deepspeed=null",
-        "--set", "train.data=synthetic+raw",
         "--set", "train.block_size=64",
-        "--set", "train.epochs=1",
-        "--set", "train.replay.source=none",
-        "--set", "train.replay.fraction=0",
+        "--set", "train.max_steps=4",
         "--set", "eval.limit=8",
         "--set", "eval.bootstrap=200",
     ]
@@ -41,6 +31,9 @@ def test_run_end_to_end_then_skip(tmp_path, tiny_lm, capsys):
     html = (run / "report.html").read_text()
     assert "base_closed" in html and "<img" in html
     assert (run / "train" / "model" / "config.json").is_file()
+    blocks = json.loads((run / "train" / "data" / "manifest.json").read_text())["documents"]
+    assert all(blocks[s] > 0 for s in ("synthetic:permute+profile+qa", "raw", "rag", "replay"))
+    assert 'id="verdict"' in html
     out = capsys.readouterr().out
     assert "base_closed" in out  # the table is printed
 

@@ -33,7 +33,7 @@ def args(run_dir: Path, tiny_lm: str) -> list[str]:
         "train.block_size": 64, "train.epochs": 1, "train.replay.source": "none", "train.replay.fraction": 0,
         "eval.limit": 6, "eval.bootstrap": 50, "eval.conditions": "[base_closed, cpt_closed]",
     }
-    return [sys.executable, "-u", "-m", "entigraph.cli", "run", "configs/demo.yaml",
+    return [sys.executable, "-u", "-m", "entigraph.cli", "run", "configs/demo-entigraph.yaml",
             *[x for k, v in sets.items() for x in ("--set", f"{k}={v}")]]
 
 
