@@ -75,13 +75,17 @@ def check_per_doc(cfg: RunConfig) -> None:
             raise ConfigError(f"synthesis.per_doc: {mode!r} is not one of synthesis.modes ({known})")
 
 
-def per_mode(store: Store) -> dict[str, dict[str, int]]:
-    """Ok passages and generated tokens per mode."""
-    out: dict[str, dict[str, int]] = {}
+def per_mode(store: Store) -> dict[str, dict[str, Any]]:
+    """Ok passages, prompt and generated tokens per mode, and the prompt tokens paid per generated
+    token (what prefill costs each mode; generator-free modes have no prompt)."""
+    out: dict[str, dict[str, Any]] = {}
     for p in store.passages("ok"):
-        row = out.setdefault(p.mode, {"passages": 0, "completion_tokens": 0})
+        row = out.setdefault(p.mode, {"passages": 0, "prompt_tokens": 0, "completion_tokens": 0})
         row["passages"] += 1
+        row["prompt_tokens"] += p.prompt_tokens
         row["completion_tokens"] += p.completion_tokens
+    for row in out.values():
+        row["prompt_tokens_per_generated_token"] = round(row["prompt_tokens"] / max(row["completion_tokens"], 1), 3)
     return out
 
 
@@ -103,6 +107,7 @@ def summary_lines(summary: dict[str, Any]) -> list[str]:
         "no model loaded: every mode asked for is generator-free (tokens estimated: 4/3 per word)",
     ] + ([(f"ray: {len(summary['workers'])} workers: ") + "; ".join(
         f"#{w['worker']} {w['batches']} batches, {w['tokens_per_s']} tok/s, {w['failures']} failures"
-        for w in summary["workers"])] if summary.get("executor") == "ray" else []) + ([("per mode: " + ", ".join(f"{m} {r['passages']}" for m, r in summary["per_mode"].items())
+        for w in summary["workers"])] if summary.get("executor") == "ray" else []) + ([("per mode: " + ", ".join(f"{m} {r['passages']}" + (f" ({r['prompt_tokens_per_generated_token']} prompt tokens per generated)"
+                                       if r.get("prompt_tokens") else "") for m, r in summary["per_mode"].items())
            + (f"; {summary['plans']['plans']} Active Reading plans" if summary.get("plans") else ""))]
          if summary.get("per_mode") else [])

@@ -38,6 +38,10 @@ def test_run_writes_outputs_with_provenance_and_resumes(tmp_path, tiny_lm):
     assert read_json(out / "summary.json") == summary
     rows = artifacts.synthetic(cfg.out)
     assert [r.seq for r in rows] == list(range(10))
+    for mode, row in summary["per_mode"].items():  # what prefill costs each mode, from its own passages
+        prompt = sum(r.prompt_tokens for r in rows if r.mode == mode)
+        generated = sum(r.completion_tokens for r in rows if r.mode == mode)
+        assert row["prompt_tokens"] == prompt and row["prompt_tokens_per_generated_token"] == round(prompt / generated, 3)
     assert {r.mode for r in rows} == {"summary", "pair", "triple"}
     for r in rows:
         assert r.status == "ok" and r.backend == "hf" and r.model == tiny_lm and r.template == f"{r.mode}.txt"
