@@ -170,10 +170,7 @@ def _pair(results: dict, a: str, b: str) -> dict | None:
 
 
 def _loglik(p: dict) -> str:
-    if "logprob_diff" not in p:
-        return ""
-    lo, hi = p["logprob_ci95"]
-    return f"; target log-likelihood {p['logprob_diff']:+.3f} nats [{lo:+.3f}, {hi:+.3f}]"
+    return f"; target log-likelihood {_lp_diff(p)} nats" if "logprob_diff" in p else ""
 
 
 def verdict(results: dict | None) -> str:
@@ -307,11 +304,13 @@ GENERATED_NOTE = ("These are generated probes, not human-written questions: sent
                   "read them as a proxy.")
 
 
-def _lp(r: dict) -> str:
-    if "logprob_diff" not in r:
-        return "–"
+def _lp_diff(r: dict) -> str:
     lo, hi = r["logprob_ci95"]
-    return f"{r['logprob_diff']:+.3f} [{lo:+.3f}, {hi:+.3f}] ({r['logprob_wins']}/{r['n']} rose)"
+    return f"{r['logprob_diff']:+.3f} [{lo:+.3f}, {hi:+.3f}]"
+
+
+def _lp(r: dict) -> str:
+    return f"{_lp_diff(r)} ({r['logprob_wins']}/{r['n']} rose)" if "logprob_diff" in r else "–"
 
 
 def reading_section(results: dict | None) -> str:

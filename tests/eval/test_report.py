@@ -79,7 +79,7 @@ def test_the_report_opens_with_the_verdict_in_both_directions():
     html = verdict(results)
     learned, reads = html.split("<dt>")[1:]
     assert learned.startswith("Did the adapted model learn") and "Yes." in learned and "25.0 % → 45.0 %" in learned
-    assert "Slightly lower, within noise" in reads and "-0.050 nats" in reads
+    assert "Slightly lower, within noise" in reads and "-0.050 [-0.100, +0.000] nats" in reads
     results["paired"][0] |= {"mcnemar_p": 0.3}   # the same gain that McNemar does not call is not a yes
     results["paired"][1] |= {"diff": -0.2, "mcnemar_p": 0.01}
     html = verdict(results)
