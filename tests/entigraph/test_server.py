@@ -26,6 +26,7 @@ from entigraph.backends.server import (
     free_port,
 )
 from entigraph.config import SamplingConfig
+from entigraph.backends import server
 
 FAKE = Path(__file__).parent / "fake_vllm_server.py"
 
@@ -314,3 +315,13 @@ def test_the_synthesize_stage_falls_back_to_hf_when_the_server_cannot_start(tmp_
     assert "no vLLM interpreter" in summary["backend_detail"]["fallback_reason"]
     lines = [r.getMessage() for r in caplog.records if "falling back to the hf backend" in r.getMessage()]
     assert len(lines) == 1
+
+
+@pytest.mark.parametrize("cores, reserved", [(2, "0"), (4, "0"), (16, None)])
+def test_small_machines_keep_no_core_for_the_vllm_scheduler(tmp_path, monkeypatch, cores, reserved):
+    monkeypatch.delenv("VLLM_CPU_NUM_OF_RESERVED_CPU", raising=False)
+    monkeypatch.setattr(server.os, "cpu_count", lambda: cores)
+    env = server.vllm_environment(tmp_path, 2.0)
+    assert env.get("VLLM_CPU_NUM_OF_RESERVED_CPU") == reserved
+    monkeypatch.setenv("VLLM_CPU_NUM_OF_RESERVED_CPU", "1")  # the user's setting wins
+    assert server.vllm_environment(tmp_path, 2.0)["VLLM_CPU_NUM_OF_RESERVED_CPU"] == "1"
