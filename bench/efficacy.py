@@ -1,12 +1,14 @@
-"""What `entigraph study` does not compute for docs/results.md: how many probe targets each training
-text states, and closed-book accuracy split by it (a model cannot learn a fact its training text
-never states). Reads the runs of configs/studies/fictional-dev.yaml:
+"""What `entigraph study` does not compute for docs/results.md. Reads the runs of
+configs/studies/fictional-dev.yaml:
 
     entigraph study configs/studies/fictional-dev.yaml --write-docs docs/results.md   # the comparison
-    .venv/bin/python bench/efficacy.py coverage                                       # this table
+    .venv/bin/python bench/efficacy.py coverage   # how many probe targets each training text states,
+                                                  # and closed-book accuracy split by it
+    .venv/bin/python bench/efficacy.py modes      # the faithful modes' rows (fa-* recipes) beside the
+                                                  # base model, without touching the main table
 
-Writes bench/results/eval-efficacy.json (with the machine and versions) and splices the table into
-docs/results.md between the "coverage:begin/end" markers.
+Writes bench/results/eval-efficacy.json (with the machine and versions) and splices each table into
+docs/results.md between its "coverage" or "faithful-modes" begin/end markers.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from entigraph.eval.stats import bootstrap_ci, mcnemar_exact
 from entigraph.io import read_json, read_jsonl
 from entigraph.study import load_study
 from entigraph.study.report import splice
@@ -93,6 +96,41 @@ def coverage_markdown(cov: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def modes_markdown(root: Path, runs: list[str]) -> tuple[str, dict]:
+    """Closed-book, RAG and oracle per probe kind for the base model and each run, with McNemar
+    against the base model closed-book, training tokens and wall seconds."""
+    def records(run: str, cond: str) -> dict[str, dict]:
+        path = root / run / "eval" / "records.jsonl"
+        return {r["qid"]: r for r in read_jsonl(path) if r["condition"] == cond} if path.is_file() else {}
+
+    base_closed, lines, figures = records("base", "base_closed"), [], {}
+    for kind, label in PROBES.items():
+        lines += [f"**{label.capitalize()} probes** (accuracy %, 95 % bootstrap interval; McNemar against the base model, closed-book)", "",
+                  "| training text | training tokens | closed-book | RAG | oracle | vs base, closed | train s | eval s |",
+                  "|---|---:|---|---|---|---|---:|---:|"]
+        for run in ["base", *runs]:
+            model = "base" if run == "base" else "cpt"
+            cells = []
+            for setting in ("closed", "rag", "oracle"):
+                ok = [r["correct"] for r in records(run, f"{model}_{setting}").values() if r["probe_type"] == kind]
+                lo, hi = bootstrap_ci(ok, 2000, 0) if ok else (0, 0)
+                cells.append(f"{100 * np.mean(ok):.0f} [{100 * lo:.0f}, {100 * hi:.0f}]" if ok else "—")
+                figures.setdefault(run, {})[f"{kind}/{setting}"] = float(np.mean(ok)) if ok else None
+            if run == "base":
+                lines.append(f"| base | 0 | {' | '.join(cells)} | — | — | — |")
+                continue
+            a = records(run, "cpt_closed")
+            qids = [q for q in a if a[q]["probe_type"] == kind and q in base_closed]
+            test = mcnemar_exact([a[q]["correct"] for q in qids], [base_closed[q]["correct"] for q in qids])
+            diff = 100 * float(np.mean([a[q]["correct"] for q in qids]) - np.mean([base_closed[q]["correct"] for q in qids]))
+            tokens = read_json(root / run / "train" / "data" / "manifest.json")["train_tokens"]
+            total = read_json(root / run / "timings.json").get("total", {})
+            lines.append(f"| {run} | {tokens:,} | {' | '.join(cells)} | {diff:+.0f} (p = {test['p']:.2g}) | "
+                         f"{total.get('train', 0):.0f} | {total.get('eval', 0):.0f} |")
+        lines.append("")
+    return "\n".join(lines), figures
+
+
 def environment() -> dict:
     import torch
     import transformers
@@ -104,16 +142,23 @@ def environment() -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("what", choices=["coverage"])
+    ap.add_argument("what", choices=["coverage", "modes"])
     ap.add_argument("--study", default=str(ROOT / "configs" / "studies" / "fictional-dev.yaml"))
+    ap.add_argument("--runs", nargs="*", default=["fa-permute", "fa-profile", "fa-reading", "fa-qa", "fa-mix"])
     args = ap.parse_args()
     results_path = ROOT / "bench" / "results" / "eval-efficacy.json"
     saved = read_json(results_path) if results_path.is_file() else {}
-    cov = target_coverage(Path(args.study))
-    saved["target_coverage"] = cov
     saved["environment"] = environment()
-    splice(ROOT / "docs" / "results.md", coverage_markdown(cov), "coverage")
-    print(coverage_markdown(cov))
+    if args.what == "coverage":
+        cov = target_coverage(Path(args.study))
+        saved["target_coverage"] = cov
+        table = coverage_markdown(cov)
+    else:
+        study = load_study(Path(args.study))
+        root = ROOT / study.run_dir / study.name
+        table, saved["faithful_modes"] = modes_markdown(root, [r for r in args.runs if (root / r / "eval" / "results.json").is_file()])
+    splice(ROOT / "docs" / "results.md", table, "coverage" if args.what == "coverage" else "faithful-modes")
+    print(table)
     results_path.write_text(json.dumps(saved, indent=1, default=float) + "\n", encoding="utf-8")
 
 
