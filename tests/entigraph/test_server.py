@@ -218,7 +218,10 @@ def test_errors_from_a_healthy_server_stay_errors_without_a_restart(tmp_path):
 # Signals: the server is stopped on SIGINT and SIGTERM, and dies with a SIGKILLed parent
 
 DRIVER = textwrap.dedent("""
-    import sys, time
+    import signal, sys, time
+    # Ctrl-C raises KeyboardInterrupt even when the suite runs as a background job (which starts
+    # with SIGINT ignored, and Python keeps an ignored SIGINT ignored)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     sys.path.insert(0, {tests!r})
     from test_server import fake, client, requests
     from entigraph.backends.server import ServerBackend
