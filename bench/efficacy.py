@@ -37,9 +37,10 @@ def _norm(text: str) -> str:
     return " ".join(text.lower().split())
 
 
-def closed_records(run: Path, model: str) -> dict[str, dict]:
+def condition_records(run: Path, cond: str) -> dict[str, dict]:
+    """{qid: record} of one evaluated condition (e.g. "cpt_closed") of a run; {} before its eval."""
     path = run / "eval" / "records.jsonl"
-    return {r["qid"]: r for r in read_jsonl(path) if r["condition"] == f"{model}_closed"} if path.is_file() else {}
+    return {r["qid"]: r for r in read_jsonl(path) if r["condition"] == cond} if path.is_file() else {}
 
 
 def target_coverage(study_path: Path) -> dict:
@@ -70,7 +71,7 @@ def target_coverage(study_path: Path) -> dict:
                                ("rephrase", "rephrase", "cpt"), ("raw", "raw", "cpt")):
         if pool not in present or not (root / label).is_dir():
             continue
-        closed = closed_records(root / label, model)
+        closed = condition_records(root / label, f"{model}_closed")
         for probe in PROBES:
             inside = [closed[q]["correct"] for q in closed if q.endswith(tuple(f":{probe}{j}" for j in range(10)))
                       and q in present[pool]]
@@ -100,8 +101,7 @@ def modes_markdown(root: Path, runs: list[str]) -> tuple[str, dict]:
     """Closed-book, RAG and oracle per probe kind for the base model and each run, with McNemar
     against the base model closed-book, training tokens and wall seconds."""
     def records(run: str, cond: str) -> dict[str, dict]:
-        path = root / run / "eval" / "records.jsonl"
-        return {r["qid"]: r for r in read_jsonl(path) if r["condition"] == cond} if path.is_file() else {}
+        return condition_records(root / run, cond)
 
     base_closed, lines, figures = records("base", "base_closed"), [], {}
     for kind, label in PROBES.items():

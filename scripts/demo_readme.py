@@ -14,16 +14,13 @@ from pathlib import Path
 
 import yaml
 
+from entigraph.eval.report import pct
 from entigraph.io import read_json
 from entigraph.study.report import splice
 
 ROOT = Path(__file__).resolve().parents[1]
 LABELS = {"base_closed": "base, closed-book", "cpt_closed": "adapted, closed-book",
           "base_rag": "base + RAG (hybrid MiniLM + BM25, top 3)", "cpt_rag": "adapted + RAG"}
-
-
-def pct(x: float) -> str:
-    return f"{100 * x:.1f} %"
 
 
 def pair_line(p: dict) -> str:
