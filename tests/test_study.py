@@ -7,6 +7,8 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -15,7 +17,7 @@ import yaml
 from entigraph import pipeline
 from entigraph.errors import ConfigError
 from entigraph.io import read_json, read_jsonl, write_json, write_jsonl
-from entigraph.study import SplitError, load_study, run_study
+from entigraph.study import SplitError, Study, load_study, run_study
 
 N_DOCS = 12
 
@@ -285,3 +287,37 @@ def test_selection_rules():
     assert select(evidence, SelectConfig(tie_within=0.1))["point"] == {"train.lr": 1e-3}  # tie broken by accuracy
     assert select(evidence, SelectConfig(metric="accuracy"))["point"] == {"train.lr": 1e-4}
     assert select([{**evidence[0], "n": 0}], SelectConfig())["point"] is None
+
+
+def test_two_invocations_side_by_side_keep_each_others_state(tmp_path, tiny_lm, calls):
+    # both read the (empty) state before either writes, as two `--only` processes started together
+    path = study_file(tmp_path, tiny_lm)
+    first = Study(load_study(path), only=["raw"], echo=lambda line: None)
+    second = Study(load_study(path), only=["entigraph"], echo=lambda line: None)
+    first.run()
+    second.run()
+    state = read_json(tmp_path / "runs" / "st" / "study-state.json")
+    assert {"raw", "raw-tune-lr0.001", "entigraph", "entigraph-tune-lr0.001"} <= set(state["runs"])
+    assert set(state["chosen"]) == {"raw", "entigraph"}
+    assert [i["only"] for i in state["invocations"]] == [["raw"], ["entigraph"]]
+    assert all(i.get("finished") for i in state["invocations"])
+
+
+def test_a_run_another_invocation_holds_is_waited_for_not_marked_interrupted(tmp_path, tiny_lm, calls):
+    path = study_file(tmp_path, tiny_lm)
+    run_study(load_study(path), only=["raw"], echo=lambda line: None)
+    state_path = tmp_path / "runs" / "st" / "study-state.json"
+    state = read_json(state_path)
+    state["runs"]["raw"]["status"] = "running"
+    write_json(state_path, state)
+    lock = tmp_path / "runs" / "st" / "raw" / ".lock"
+    holder = subprocess.Popen([sys.executable, "-c", "import fcntl, sys, time; f = open(sys.argv[1]); "
+                               "fcntl.flock(f, fcntl.LOCK_EX); print('held', flush=True); time.sleep(2)", str(lock)],
+                              stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "held"
+    lines: list[str] = []
+    study = Study(load_study(path), only=["raw"], echo=lines.append)
+    study.run()  # the stages are complete: it waits for the holder, then finds nothing to do
+    holder.wait()
+    assert any("another invocation is running it" in line for line in lines)
+    assert study.invocation["finished"] and read_json(state_path)["runs"]["raw"]["status"] == "done"

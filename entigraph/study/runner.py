@@ -15,7 +15,9 @@ checked: no reported question's document, and no reporting run's document, is a 
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
+import os
 import subprocess
 import sys
 import time
@@ -27,6 +29,7 @@ import numpy as np
 from .. import pipeline
 from ..errors import EntigraphError
 from ..io import read_json, read_jsonl, write_json
+from ..locks import file_lock, flock_holders
 from .config import Recipe, StudyConfig
 from .plan import CONTROL, Planner, RunSpec, apply, grid_points, study_dir
 
@@ -51,6 +54,8 @@ class Study:
         self.only = only
         self.state_path = self.dir / "study-state.json"
         self.state = self._load_state()
+        self.mine: dict[str, set[str]] = {"runs": set(), "chosen": set()}  # what this invocation wrote
+        self.invocation: dict | None = None
         self.specs: dict[str, RunSpec] = {}
         self.chosen: dict[str, dict] = {}
         self.evidence: dict[str, list[dict]] = {}
@@ -69,8 +74,19 @@ class Study:
         return state
 
     def _save_state(self) -> None:
+        """Write the state merged with the file: two invocations with different --only run side by
+        side (one per core), and each keeps the other's runs, choices and invocations."""
         self.dir.mkdir(parents=True, exist_ok=True)
-        write_json(self.state_path, self.state)
+        with file_lock(self.dir / ".study-state.lock", echo=self.echo):
+            disk = self._load_state()
+            for key in ("runs", "chosen"):
+                disk[key].update({name: self.state[key][name] for name in self.mine[key]})
+            disk["kept_tokens"].update(self.state["kept_tokens"])
+            mine = self.invocation
+            disk["invocations"] = [i for i in disk["invocations"] if mine is None or i.get("id") != mine["id"]]
+            disk["invocations"] += [mine] if mine is not None else []
+            write_json(self.state_path, disk)
+            self.state = disk
 
     # --- which recipes --------------------------------------------------------------------------
     def selected(self) -> list[Recipe]:
@@ -85,11 +101,12 @@ class Study:
     # --- the study ------------------------------------------------------------------------------
     def run(self) -> dict[str, RunSpec]:
         start = time.time()
-        for entry in self.state["runs"].values():  # an earlier invocation was stopped while it ran these
-            if entry.get("status") == "running" and self.execute_runs:
+        for name, entry in self.state["runs"].items():  # an earlier invocation was stopped while it ran these
+            if entry.get("status") == "running" and self.execute_runs and not self._held(name):
                 entry["status"] = "interrupted"
-        self.state["invocations"].append({"started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-                                          "only": self.only, "executed": self.execute_runs})
+                self.mine["runs"].add(name)
+        self.invocation = {"started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "id": f"{os.getpid()}-{time.time_ns()}",
+                           "only": self.only, "executed": self.execute_runs}
         self._save_state()
         selected = self.selected()
         if self.study.split.tuning is not None and any(r.grid or r.tuned_like for r in selected):
@@ -106,8 +123,7 @@ class Study:
                     continue  # the second probe kind is there to check the ranking
                 self.spec_and_run(self.planner.build(recipe, "reporting", probes, point))
         check_split(self.dir, self.specs.values())
-        inv = self.state["invocations"][-1]
-        inv.update(finished=time.strftime("%Y-%m-%dT%H:%M:%S%z"), seconds=round(time.time() - start, 2),
+        self.invocation.update(finished=time.strftime("%Y-%m-%dT%H:%M:%S%z"), seconds=round(time.time() - start, 2),
                    ran=self.ran)
         self._save_state()
         return self.specs
@@ -132,6 +148,7 @@ class Study:
         self.evidence[recipe.name] = evidence
         self.chosen[recipe.name] = choice
         self.state["chosen"][recipe.name] = {**choice, "evidence": evidence}
+        self.mine["chosen"].add(recipe.name)
         self._save_state()
         if choice.get("point") is None:
             if not self.execute_runs:
@@ -172,11 +189,15 @@ class Study:
 
     def _execute(self, spec: RunSpec, stages: tuple[str, ...]) -> None:
         cfg = self.planner.config(spec)
+        if self.execute_runs and self._held(spec.name):
+            self.echo(f"[study] {spec.name}: another invocation is running it; waiting for it to finish")
+            self._wait_for(spec.name)
         entry = self.state["runs"].setdefault(spec.name, {})
+        self.mine["runs"].add(spec.name)
         entry.update(recipe=spec.recipe, role=spec.role, probes=spec.probes, point=spec.point,
                      stages=list(spec.stages))
         if all(pipeline.is_complete(cfg, s) for s in stages):
-            entry.setdefault("status", "done")
+            entry["status"] = "done"
             return
         if not self.execute_runs:
             entry["status"] = entry.get("status") if entry.get("status") == "running" else "incomplete"
@@ -205,6 +226,16 @@ class Study:
                      seconds=round(time.perf_counter() - clock, 2))
         self.ran.append(spec.name)
         self._save_state()
+
+    def _held(self, name: str) -> bool:
+        """Whether another process holds the run's lock (a worker of an invocation beside this one)."""
+        path = self.dir / name / ".lock"
+        return path.is_file() and any(pid != os.getpid() for pid in flock_holders(path))
+
+    def _wait_for(self, name: str) -> None:
+        with open(self.dir / name / ".lock") as f:  # the kernel lets go when the holder ends or dies
+            fcntl.flock(f, fcntl.LOCK_EX)
+            fcntl.flock(f, fcntl.LOCK_UN)
 
     def kept_tokens(self, spec: RunSpec) -> int:
         """Tokens of the run's kept synthetic passages, with models.base's tokenizer (memoised by
