@@ -321,3 +321,15 @@ def test_a_run_another_invocation_holds_is_waited_for_not_marked_interrupted(tmp
     holder.wait()
     assert any("another invocation is running it" in line for line in lines)
     assert study.invocation["finished"] and read_json(state_path)["runs"]["raw"]["status"] == "done"
+
+
+def test_a_thread_cap_reaches_every_stage_of_a_worker(tmp_path, tiny_lm, monkeypatch):
+    from entigraph.config import load_config
+    from entigraph.study.runner import worker_env
+
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    study_file(tmp_path, tiny_lm)
+    cfg = load_config(tmp_path / "base.yaml", ["train.threads=1"])
+    assert worker_env(cfg)["OMP_NUM_THREADS"] == "1"
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")  # the user's own setting wins
+    assert worker_env(cfg)["OMP_NUM_THREADS"] == "3"

@@ -214,7 +214,8 @@ class Study:
                         pipeline.run_stage(cfg, stage, echo=self.echo)
             else:
                 path = self.planner.write(spec.name, spec.data)
-                code = subprocess.call([sys.executable, "-m", "entigraph.study.worker", str(path), ",".join(stages)])
+                code = subprocess.call([sys.executable, "-m", "entigraph.study.worker", str(path), ",".join(stages)],
+                                       env=worker_env(cfg))
                 if code:
                     raise EntigraphError(f"run {spec.name} stopped (exit code {code}); its log is above. "
                                          "Rerun the study to resume it")
@@ -256,6 +257,17 @@ class Study:
             self.state["kept_tokens"][key] = int(sum(len(tok(t, add_special_tokens=False)["input_ids"]) for t in texts))
             self._save_state()
         return self.state["kept_tokens"][key]
+
+
+def worker_env(cfg) -> dict[str, str]:
+    """The worker's environment: a study that caps training threads (two runs side by side, one per
+    core) caps every stage's, since evaluation and generation otherwise take all cores. Two
+    evaluations at two threads each on two cores scored 5x slower than at one thread each
+    (docs/study.md)."""
+    env = dict(os.environ)
+    if cfg.train.threads and "OMP_NUM_THREADS" not in env:
+        env["OMP_NUM_THREADS"] = env["MKL_NUM_THREADS"] = str(cfg.train.threads)
+    return env
 
 
 # ---------------------------------------------------------------------------------------------
