@@ -7,6 +7,10 @@ configs/studies/fictional-dev.yaml:
     .venv/bin/python bench/efficacy.py modes      # the faithful modes' rows (fa-* recipes) beside the
                                                   # base model, without touching the main table
 
+A fa-* run not on disk keeps its row from the current table (said on stderr), so one new recipe's row
+can be added without rerunning the others; `coverage` refuses to write a table that would lose a
+training text unless --partial.
+
 Writes bench/results/eval-efficacy.json (with the machine and versions) and splices each table into
 docs/results.md between its "coverage" or "faithful-modes" begin/end markers.
 """
@@ -17,6 +21,8 @@ import argparse
 import json
 import os
 import platform
+import re
+import sys
 import time
 from pathlib import Path
 
@@ -97,9 +103,25 @@ def coverage_markdown(cov: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def modes_markdown(root: Path, runs: list[str]) -> tuple[str, dict]:
+def table_rows(block: str) -> dict[tuple[str, str], str]:
+    """{(probe label, first cell): row} of the tables in a faithful-modes block."""
+    rows, label = {}, ""
+    for line in block.splitlines():
+        head = re.match(r"\*\*(\w+) probes\*\*", line)
+        if head:
+            label = head.group(1).lower()
+        elif line.startswith("| ") and not line.startswith("| training text"):
+            rows[(label, line.split("|")[1].strip())] = line
+    return rows
+
+
+def modes_markdown(root: Path, runs: list[str], previous: str = "") -> tuple[str, dict]:
     """Closed-book, RAG and oracle per probe kind for the base model and each run, with McNemar
-    against the base model closed-book, training tokens and wall seconds."""
+    against the base model closed-book, training tokens and wall seconds. A run without results
+    keeps its row from `previous` (the current block), if it has one."""
+    done = [r for r in runs if (root / r / "eval" / "results.json").is_file()]
+    old = table_rows(previous)
+
     def records(run: str, cond: str) -> dict[str, dict]:
         return condition_records(root / run, cond)
 
@@ -109,6 +131,10 @@ def modes_markdown(root: Path, runs: list[str]) -> tuple[str, dict]:
                   "| training text | training tokens | closed-book | RAG | oracle | vs base, closed | train s | eval s |",
                   "|---|---:|---|---|---|---|---:|---:|"]
         for run in ["base", *runs]:
+            if run != "base" and run not in done:
+                if (label, run) in old:
+                    lines.append(old[(label, run)])
+                continue
             model = "base" if run == "base" else "cpt"
             cells = []
             for setting in ("closed", "rag", "oracle"):
@@ -144,20 +170,33 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("what", choices=["coverage", "modes"])
     ap.add_argument("--study", default=str(ROOT / "configs" / "studies" / "fictional-dev.yaml"))
-    ap.add_argument("--runs", nargs="*", default=["fa-permute", "fa-profile", "fa-reading", "fa-qa", "fa-mix"])
+    ap.add_argument("--runs", nargs="*", default=["fa-permute", "fa-profile", "fa-reading", "fa-qa", "fa-llm", "fa-mix"])
+    ap.add_argument("--partial", action="store_true", help="coverage: write even when a training text is missing")
     args = ap.parse_args()
+    doc = ROOT / "docs" / "results.md"
     results_path = ROOT / "bench" / "results" / "eval-efficacy.json"
     saved = read_json(results_path) if results_path.is_file() else {}
     saved["environment"] = environment()
     if args.what == "coverage":
         cov = target_coverage(Path(args.study))
+        lost = sorted(set(saved.get("target_coverage", {}).get("pools", {})) - set(cov["pools"]))
+        if lost and not args.partial:
+            sys.exit(f"bench/efficacy.py coverage: no kept passages for {', '.join(lost)} under the study's runs; "
+                     "the table would lose them. Run those recipes first, or pass --partial")
         saved["target_coverage"] = cov
         table = coverage_markdown(cov)
     else:
         study = load_study(Path(args.study))
         root = ROOT / study.run_dir / study.name
-        table, saved["faithful_modes"] = modes_markdown(root, [r for r in args.runs if (root / r / "eval" / "results.json").is_file()])
-    splice(ROOT / "docs" / "results.md", table, "coverage" if args.what == "coverage" else "faithful-modes")
+        if not (root / "base" / "eval" / "results.json").is_file():
+            sys.exit(f"bench/efficacy.py modes: no base run under {root}: run the study's base recipe first")
+        block = re.search(r"<!-- faithful-modes:begin -->(.*?)<!-- faithful-modes:end -->", doc.read_text(encoding="utf-8"), re.S)
+        table, figures = modes_markdown(root, args.runs, block.group(1) if block else "")
+        kept = [r for r in args.runs if not (root / r / "eval" / "results.json").is_file()]
+        if kept:
+            print(f"kept from the current table (no run on disk): {', '.join(kept)}", file=sys.stderr)
+        saved["faithful_modes"] = {**saved.get("faithful_modes", {}), **figures}
+    splice(doc, table, "coverage" if args.what == "coverage" else "faithful-modes")
     print(table)
     results_path.write_text(json.dumps(saved, indent=1, default=float) + "\n", encoding="utf-8")
 
