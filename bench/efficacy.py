@@ -31,7 +31,7 @@ import numpy as np
 from entigraph.eval.stats import bootstrap_ci, mcnemar_exact
 from entigraph.io import read_json, read_jsonl
 from entigraph.study import load_study
-from entigraph.study.report import splice
+from entigraph.study.report import splice, spliced
 
 ROOT = Path(__file__).resolve().parents[1]
 FK = ROOT.parent / "shared" / "data" / "fictional-knowledge" / "dev.json"
@@ -190,9 +190,8 @@ def main() -> None:
         root = ROOT / study.run_dir / study.name
         if not (root / "base" / "eval" / "results.json").is_file():
             sys.exit(f"bench/efficacy.py modes: no base run under {root}: run the study's base recipe first")
-        block = re.search(r"<!-- faithful-modes:begin -->(.*?)<!-- faithful-modes:end -->", doc.read_text(encoding="utf-8"), re.S)
-        table, figures = modes_markdown(root, args.runs, block.group(1) if block else "")
-        kept = [r for r in args.runs if not (root / r / "eval" / "results.json").is_file()]
+        table, figures = modes_markdown(root, args.runs, spliced(doc, "faithful-modes"))
+        kept = [r for r in args.runs if r not in figures]  # rows taken from the current table
         if kept:
             print(f"kept from the current table (no run on disk): {', '.join(kept)}", file=sys.stderr)
         saved["faithful_modes"] = {**saved.get("faithful_modes", {}), **figures}

@@ -346,10 +346,22 @@ def _range(r: dict) -> str:
     return (f"{lo}–{lo + n - 1}" if n > 1 else f"{lo}") if n else f"{lo} onwards"
 
 
+def _markers(tag: str) -> tuple[str, str]:
+    return f"<!-- {tag}:begin -->", f"<!-- {tag}:end -->"
+
+
+def spliced(md_path: Path, tag: str) -> str:
+    """The text between <!-- tag:begin --> and <!-- tag:end --> ("" when absent)."""
+    text = md_path.read_text(encoding="utf-8") if md_path.is_file() else ""
+    begin, end = _markers(tag)
+    found = re.search(re.escape(begin) + r"(.*?)" + re.escape(end), text, flags=re.S)
+    return found.group(1) if found else ""
+
+
 def splice(md_path: Path, block: str, tag: str) -> None:
     """Replace the text between <!-- tag:begin --> and <!-- tag:end --> (appended when absent)."""
     text = md_path.read_text(encoding="utf-8") if md_path.is_file() else ""
-    begin, end = f"<!-- {tag}:begin -->", f"<!-- {tag}:end -->"
+    begin, end = _markers(tag)
     new = f"{begin}\n{block.rstrip()}\n{end}"
     if begin in text:
         text = re.sub(re.escape(begin) + r".*?" + re.escape(end), lambda _: new, text, flags=re.S)

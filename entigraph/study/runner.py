@@ -82,9 +82,9 @@ class Study:
             for key in ("runs", "chosen"):
                 disk[key].update({name: self.state[key][name] for name in self.mine[key]})
             disk["kept_tokens"].update(self.state["kept_tokens"])
-            mine = self.invocation
-            disk["invocations"] = [i for i in disk["invocations"] if mine is None or i.get("id") != mine["id"]]
-            disk["invocations"] += [mine] if mine is not None else []
+            if self.invocation is not None:
+                mine = self.invocation
+                disk["invocations"] = [i for i in disk["invocations"] if i.get("id") != mine["id"]] + [mine]
             write_json(self.state_path, disk)
             self.state = disk
 
