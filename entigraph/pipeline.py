@@ -30,6 +30,7 @@ from .artifacts import STAGES, stage_dir
 from .config import RunConfig
 from .errors import EntigraphError
 from .io import atomic_path, file_sha256, read_json, read_jsonl, write_json
+from .locks import file_lock
 
 
 def _uses_backend(cfg: RunConfig, stage: str) -> bool:
@@ -182,10 +183,15 @@ def _run_stage(cfg: RunConfig, stage: str, force: bool, echo: Callable[[str], No
     for this_or_later in STAGES[STAGES.index(stage):]:  # their inputs are about to change
         marker(cfg, this_or_later).unlink(missing_ok=True)
     expected = fingerprint(cfg, stage)
-    if cfg.stage_cache and not force and _reuse(cfg, stage, expected):
-        done = read_json(marker(cfg, stage))
-        echo(f"[{stage}] reused from the stage cache ({expected}; {done.get('seconds', 0):.1f} s when it ran)")
-        return done.get("summary", {})
+    with _cache_lock(cfg, stage, expected, echo):
+        if cfg.stage_cache and not force and _reuse(cfg, stage, expected):
+            done = read_json(marker(cfg, stage))
+            echo(f"[{stage}] reused from the stage cache ({expected}; {done.get('seconds', 0):.1f} s when it ran)")
+            return done.get("summary", {})
+        return _compute(cfg, stage, expected, echo)
+
+
+def _compute(cfg: RunConfig, stage: str, expected: str, echo: Callable[[str], None]) -> dict:
     echo(f"[{stage}] running")
     run, lines = stage_function(stage)
     clean_temporary_files(stage_dir(cfg.out, stage))
@@ -242,6 +248,20 @@ CACHED = ("extract", "synthesize", "filter", "train", "eval")  # report embeds t
 
 def cache_entry(cfg: RunConfig, stage: str, fp: str) -> Path:
     return Path(cfg.run_dir) / ".stage-cache" / stage / fp
+
+
+@contextmanager
+def _cache_lock(cfg: RunConfig, stage: str, fp: str, echo: Callable[[str], None]):
+    """Held while a cached stage is looked up and computed: another process that needs the same
+    output (a recipe of a study run beside this one: EntiGraph's synthesis for its budget curve)
+    waits, then reuses it, instead of computing it a second time."""
+    if not cfg.stage_cache or stage not in CACHED or os.environ.get("RANK", "0") != "0":
+        yield
+        return
+    path = cache_entry(cfg, stage, fp).with_name(f"{fp}.lock")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with file_lock(path, echo=lambda m: echo(f"[{stage}] another run is computing this stage ({fp}); {m}")):
+        yield
 
 
 def _link_tree(src: Path, dst: Path) -> None:

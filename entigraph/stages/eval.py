@@ -14,10 +14,13 @@ from __future__ import annotations
 
 import gc
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from .. import artifacts
 from ..config import RunConfig
 from ..io import write_json, write_jsonl
+from ..locks import file_lock, say
 
 
 def run(cfg: RunConfig) -> dict:
@@ -42,23 +45,39 @@ def run(cfg: RunConfig) -> dict:
     by_cond: dict[str, list[dict]] = {}
     reused = []
     rag, retrieval = None, {}
+
+    def take(label: str, path: str, conds: list[str], wait: bool) -> bool:
+        """Score what the cache lacks of one model's conditions; False (nothing done) when another
+        run is scoring this model now and `wait` is off."""
+        with keys.claim(path, wait) as claimed:
+            if not claimed:
+                return False
+            todo = []
+            for cond in conds:
+                hit = keys.lookup(cond, path)
+                if hit is None:
+                    todo.append(cond)
+                else:
+                    by_cond[cond] = [{**r, "condition": cond, "model": label} for r in hit]
+                    reused.append(cond)
+            if todo:
+                scored = score(cfg, label, path, todo, questions, rag or {}, docs)
+                for cond in todo:
+                    by_cond[cond] = [r for r in scored if r["condition"] == cond]
+                    keys.store(cond, path, by_cond[cond])
+            gc.collect()  # free this model before the next one loads
+        return True
+
+    # a model another run is scoring (the base model's reading check, in two recipes run side by
+    # side) is left for last, then waited for and read from the cache
+    later = []
     for label, path, conds in plan:
-        todo = []
-        for cond in conds:
-            hit = keys.lookup(cond, path)
-            if hit is None:
-                todo.append(cond)
-            else:
-                by_cond[cond] = [{**r, "condition": cond, "model": label} for r in hit]
-                reused.append(cond)
         if any(c.endswith("_rag") for c in conds) and rag is None:
             rag, retrieval = keys.retrieval(out)
-        if todo:
-            scored = score(cfg, label, path, todo, questions, rag or {}, docs)
-            for cond in todo:
-                by_cond[cond] = [r for r in scored if r["condition"] == cond]
-                keys.store(cond, path, by_cond[cond])
-        gc.collect()  # free this model before the next one loads
+        if not take(label, path, conds, wait=False):
+            later.append((label, path, conds))
+    for label, path, conds in later:
+        take(label, path, conds, wait=True)
     records = [r for _, _, conds in plan for cond in conds for r in by_cond[cond]]  # plan order, cached or not
     write_jsonl(out / "records.jsonl", records)
     results = summarize(records, questions, documents, cfg)
@@ -94,11 +113,41 @@ class _Keys:
 
         if self.cache is None:
             return None
-        if path not in self.models:
-            self.models[path] = self.cache.model_digest(path)
         setting = cond.rsplit("_", 1)[1]
         context = {"closed": "", "rag": self.rkey, "oracle": self.oracle}.get(setting, setting)
-        return condition_key(self.models[path], setting, self.settings, self.qdigest, context)
+        return condition_key(self.model(path), setting, self.settings, self.qdigest, context)
+
+    def model(self, path: str) -> str:
+        if path not in self.models:
+            self.models[path] = self.cache.model_digest(path)
+        return self.models[path]
+
+    @contextmanager
+    def claim(self, path: str, wait: bool) -> Iterator[bool]:
+        """The model's lock in the cache, held while its conditions are scored: another run that
+        scores the same model waits for the records instead of scoring them again. Yields whether
+        it is held (without `wait`, False when another process holds it)."""
+        if self.cache is None:
+            yield True
+            return
+        from filelock import FileLock, Timeout
+
+        path_ = self.cache.root / "locks" / f"{self.model(path)}.lock"
+        path_.parent.mkdir(parents=True, exist_ok=True)
+        if wait:
+            with file_lock(path_, echo=lambda m: say(f"[eval] another run is scoring {path}; {m}")):
+                yield True
+            return
+        lock = FileLock(str(path_))
+        try:
+            lock.acquire(timeout=0)
+        except Timeout:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            lock.release()
 
     def lookup(self, cond: str, path: str) -> list[dict] | None:
         key = self.key(cond, path)

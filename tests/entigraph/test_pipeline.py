@@ -117,3 +117,43 @@ def test_resumed_stage_time_counts_every_attempt(tmp_path, monkeypatch):
         ("synthesize", "KeyboardInterrupt"), ("synthesize", "done")]
     timings = json.loads((tmp_path / "t" / "timings.json").read_text())
     assert set(timings["total"]) == set(STAGES)
+
+
+def test_stage_cache_a_stage_another_process_is_computing_is_waited_for_and_reused(tmp_path, monkeypatch):
+    """Two runs side by side (a study's two invocations) that need the same stage output: the second
+    waits for the first and reuses its folder instead of computing it again."""
+    import threading
+
+    ran, started, waiting = [], threading.Event(), threading.Event()
+
+    def slow(stage):
+        def run(cfg):
+            ran.append((cfg.name, stage))
+            started.set()
+            assert waiting.wait(30), "the second run never waited"  # held until the other run is waiting
+            return {}
+        return run, None
+
+    a = cfg_for(tmp_path, "stage_cache=true")
+    b = load_config(None, [f"run_dir={tmp_path}", "name=u", "stage_cache=true"])
+    monkeypatch.setattr(pipeline, "stage_function", slow)
+    waiting.set()
+    pipeline.run_stage(a, "extract")
+    pipeline.run_stage(b, "extract")  # reused: the same documents reach both runs' fingerprints
+    waiting.clear()
+    assert pipeline.fingerprint(a, "synthesize") == pipeline.fingerprint(b, "synthesize")
+    first = threading.Thread(target=pipeline.run_stage, args=(a, "synthesize"))
+    first.start()
+    assert started.wait(30)
+    lines = []
+
+    def echo(line):
+        lines.append(line)
+        if "another run is computing this stage" in line:
+            waiting.set()
+
+    pipeline.run_stage(b, "synthesize", echo=echo)
+    first.join(30)
+    assert ran == [("t", "extract"), ("t", "synthesize")]  # computed once
+    assert any(line.startswith("[synthesize] reused from the stage cache") for line in lines)
+    assert pipeline.is_complete(b, "synthesize")

@@ -155,3 +155,43 @@ def test_held_out_replay_blocks_are_the_ones_training_never_used(tmp_path):
     assert sorted(map(tuple, picked)) == [(16, 17, 18, 19), (24, 25, 26), (28, 29, 30, 31)]
     assert source["source"] == "replay" and "3 of the" in source["detail"]
     assert len(held_out_replay(tmp_path, 2, 0)[0]) == 2
+
+
+def test_a_model_another_run_is_scoring_is_left_for_last_then_read_from_the_cache(run_cfg, scored, tmp_path):
+    """Two recipes evaluated side by side both need the base model's conditions: the second scores
+    its own model first, waits for the first, and reads the base model's records from the cache."""
+    import threading
+
+    from filelock import FileLock
+
+    from entigraph.eval.cache import EvalCache
+
+    run_cfg.eval.conditions = ["base_closed", "cpt_closed"]
+    run_cfg.eval.forgetting_blocks = 0
+    config = artifacts.stage_dir(run_cfg.out, "train") / "model" / "config.json"
+    config.write_text(config.read_text() + "\n")  # the adapted model: other files, its own lock
+    eval_stage.run(run_cfg)  # the other run's work, done once to have its records
+    stored = sorted((tmp_path / "runs" / ".eval-cache" / "records").glob("*.jsonl"))
+    assert len(stored) == 2 and scored == ["base_closed", "cpt_closed"]
+    cache = EvalCache.for_run(run_cfg)
+    base = next(p for p in stored if json.loads(p.read_text().splitlines()[0])["model"] == "base")
+    aside = base.read_bytes()
+    base.unlink()
+    for p in stored:
+        if p != base:
+            p.unlink()  # the adapted model is scored again: it is this run's own work
+    scored.clear()
+    lock = FileLock(str(cache.root / "locks" / f"{cache.model_digest(run_cfg.models.base)}.lock"), thread_local=False)
+    lock.acquire()  # the other run is scoring the base model
+
+    def other_run_finishes():
+        while "cpt_closed" not in scored:  # this run went on to its own model
+            threading.Event().wait(0.05)
+        base.write_bytes(aside)
+        lock.release()
+
+    threading.Thread(target=other_run_finishes, daemon=True).start()
+    summary = eval_stage.run(run_cfg)
+    assert scored == ["cpt_closed"]  # the base model was not scored a second time
+    assert summary["cached_conditions"] == ["base_closed"]
+    assert set(read_json(run_cfg.out / "results.json")["conditions"]) == {"base_closed", "cpt_closed"}
