@@ -14,9 +14,18 @@ class InputError(EntigraphError):
 
 
 def run_reporting_errors(work) -> int:
-    """Run `work()` for a command-line entry point: user errors print one line, not a traceback."""
+    """Run `work()` for a command-line entry point: user errors print one line, not a traceback;
+    `kill` (SIGTERM) stops it as Ctrl-C does: the stage's attempt recorded, its locks let go."""
+    import signal
     import sys
+    import threading
 
+    def interrupt(signum, frame):
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # once: the clean-up is not cut short
+        raise KeyboardInterrupt
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, interrupt)
     try:
         work()
     except EntigraphError as e:

@@ -333,3 +333,26 @@ def test_a_thread_cap_reaches_every_stage_of_a_worker(tmp_path, tiny_lm, monkeyp
     assert worker_env(cfg)["OMP_NUM_THREADS"] == "1"
     monkeypatch.setenv("OMP_NUM_THREADS", "3")  # the user's own setting wins
     assert worker_env(cfg)["OMP_NUM_THREADS"] == "3"
+
+
+def test_killing_the_study_stops_its_worker_and_the_worker_records_it(tmp_path):
+    """`kill` on the study (not Ctrl-C, which the terminal sends to the worker too) stops the worker,
+    which exits as on Ctrl-C: its clean-up runs (the stage's attempt recorded, its locks let go)."""
+    import signal
+
+    marker = tmp_path / "stopped"
+    worker = ("import sys, time\nfrom entigraph.errors import run_reporting_errors\n"
+              "def work():\n    try:\n        print('started', flush=True)\n        time.sleep(60)\n"
+              "    finally:\n        open(sys.argv[1], 'w').write('clean-up ran')\n"
+              "sys.exit(run_reporting_errors(work))")
+    study = ("import os, sys\nfrom entigraph.errors import run_reporting_errors\n"
+             "from entigraph.study.runner import _worker\n"
+             "sys.exit(run_reporting_errors(lambda: _worker([sys.executable, '-c', sys.argv[1], sys.argv[2]],"
+             " dict(os.environ), grace_s=0.5)))")
+    proc = subprocess.Popen([sys.executable, "-c", study, worker, str(marker)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "started"
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=30) == 130
+    assert marker.read_text() == "clean-up ran"
+    assert proc.stderr.read().count("interrupted; rerun the same command to resume") == 2  # the worker, then the study

@@ -214,8 +214,8 @@ class Study:
                         pipeline.run_stage(cfg, stage, echo=self.echo)
             else:
                 path = self.planner.write(spec.name, spec.data)
-                code = subprocess.call([sys.executable, "-m", "entigraph.study.worker", str(path), ",".join(stages)],
-                                       env=worker_env(cfg))
+                code = _worker([sys.executable, "-m", "entigraph.study.worker", str(path), ",".join(stages)],
+                               worker_env(cfg))
                 if code:
                     raise EntigraphError(f"run {spec.name} stopped (exit code {code}); its log is above. "
                                          "Rerun the study to resume it")
@@ -257,6 +257,24 @@ class Study:
             self.state["kept_tokens"][key] = int(sum(len(tok(t, add_special_tokens=False)["input_ids"]) for t in texts))
             self._save_state()
         return self.state["kept_tokens"][key]
+
+
+def _worker(cmd: list[str], env: dict[str, str], grace_s: float = 5.0) -> int:
+    """Run a worker to its end. Stopping the study (Ctrl-C, `kill`) stops it too: Ctrl-C reaches
+    it through the terminal, `kill` through here, and it records its attempt before it exits."""
+    with subprocess.Popen(cmd, env=env) as proc:
+        try:
+            return proc.wait()
+        except BaseException:
+            try:
+                proc.wait(timeout=grace_s)  # a Ctrl-C reached it too
+            except subprocess.TimeoutExpired:
+                proc.terminate()
+                try:
+                    proc.wait(timeout=60)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+            raise
 
 
 def worker_env(cfg) -> dict[str, str]:
