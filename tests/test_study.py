@@ -166,6 +166,10 @@ def test_the_report_has_every_part_and_splices_into_a_document(tmp_path, tiny_lm
     assert "| raw |" in text and "Generated cloze probes** — *generated from the documents" in text
     assert "| raw | `raw-tune-lr0.001` | train.lr=0.001 |" in text and "✓" in text
     assert "<!-- probes:begin -->" in text  # appended: the file had no such markers
+    # the comparison block carries its figure, named after the block: another block keeps its own
+    assert (tmp_path / "img" / "study-st-cmp-scaling.png").is_file()
+    cmp_block = text.split("<!-- cmp:begin -->")[1].split("<!-- cmp:end -->")[0]
+    assert "](img/study-st-cmp-scaling.png)" in cmp_block
     html = Path(res["paths"]["html"]).read_text()
     for part in ("Comparison", "Scaling", "Reading check", "Forgetting", "Chosen hyperparameters",
                  "Generated against given probes", "Token budgets and wall time", "Generated probes."):

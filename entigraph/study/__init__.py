@@ -12,6 +12,7 @@ study-results.json under runs/<study>/) compares the recipes with intervals and 
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Callable
 
@@ -39,20 +40,22 @@ def run_study(study: StudyConfig, only: list[str] | None = None, report_only: bo
     s = Study(study, only, echo, executor, execute=not report_only)
     specs = s.run()
     res = Analysis(study, s.dir, specs, s.chosen, s.evidence).run()
-    docs_img = None
-    if write_docs:
-        docs_img = Path(write_docs).parent / "img" / f"study-{study.name}-scaling.png"
+    docs_img, d = None, study.docs
+    if write_docs and d.comparison:  # one figure per comparison block: two blocks of one study keep theirs
+        docs_img = Path(write_docs).parent / "img" / f"study-{study.name}-{d.comparison}-scaling.png"
     paths = report.write(res, s.dir, study.scaling, docs_img)
     if write_docs:
         target = Path(write_docs)
-        d = study.docs
-        for tag, block in ((d.comparison, report.markdown_comparison(res)), (d.tuning, report.markdown_tuning(res)),
+        comparison = report.markdown_comparison(res)
+        if docs_img is not None and docs_img.is_file():
+            paths["docs_plot"] = docs_img
+            link = os.path.relpath(docs_img, target.parent)
+            comparison += f"\n![closed-book accuracy against training tokens, {study.name} study]({link})\n"
+        for tag, block in ((d.comparison, comparison), (d.tuning, report.markdown_tuning(res)),
                            (d.probes, report.markdown_ranking(res))):
             if tag and block:
                 report.splice(target, block, tag)
         paths["docs"] = target
-        if docs_img is not None and docs_img.is_file():
-            paths["docs_plot"] = docs_img
     res["paths"] = {k: str(v) for k, v in paths.items()}
     return res
 
