@@ -141,6 +141,7 @@ def test_stage_cache_a_stage_another_process_is_computing_is_waited_for_and_reus
     pipeline.run_stage(a, "extract")
     pipeline.run_stage(b, "extract")  # reused: the same documents reach both runs' fingerprints
     waiting.clear()
+    started.clear()  # set by the extracts: the next set must be the first run's synthesis
     assert pipeline.fingerprint(a, "synthesize") == pipeline.fingerprint(b, "synthesize")
     first = threading.Thread(target=pipeline.run_stage, args=(a, "synthesize"))
     first.start()
