@@ -96,9 +96,10 @@ def command_line(pid: int, limit: int = 200) -> str:
 
 
 @contextmanager
-def file_lock(path: str | Path, echo: Echo = say, every_s: float = EVERY_S) -> Iterator[None]:
+def file_lock(path: str | Path, echo: Echo = say, every_s: float = EVERY_S, wait: bool = True) -> Iterator[bool]:
     """``filelock.FileLock(path)``, held for the block; while it waits it says who holds the lock
-    at once and every `every_s`."""
+    at once and every `every_s`. With `wait` off it does not wait: the block runs at once and is
+    told (the yielded bool) whether it holds the lock."""
     from filelock import FileLock, Timeout
 
     lock, timeout = FileLock(str(path)), 0.0
@@ -107,11 +108,14 @@ def file_lock(path: str | Path, echo: Echo = say, every_s: float = EVERY_S) -> I
             lock.acquire(timeout=timeout)
             break
         except Timeout:
+            if not wait:
+                yield False
+                return
             holders = flock_holders(Path(path)) or open_by(Path(path))
             echo(f"waiting for the lock {path}, held by {describe(holders)}")
             timeout = every_s
     try:
-        yield
+        yield True
     finally:
         lock.release()
 

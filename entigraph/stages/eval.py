@@ -46,20 +46,25 @@ def run(cfg: RunConfig) -> dict:
     reused = []
     rag, retrieval = None, {}
 
-    def take(label: str, path: str, conds: list[str], wait: bool) -> bool:
-        """Score what the cache lacks of one model's conditions; False (nothing done) when another
-        run is scoring this model now and `wait` is off."""
+    def missing(label: str, path: str, conds: list[str]) -> list[str]:
+        """The conditions the cache lacks; those it has are filled in."""
+        todo = []
+        for cond in conds:
+            hit = keys.lookup(cond, path)
+            if hit is None:
+                todo.append(cond)
+            else:
+                by_cond[cond] = [{**r, "condition": cond, "model": label} for r in hit]
+                reused.append(cond)
+        return todo
+
+    def take(label: str, path: str, todo: list[str], wait: bool) -> bool:
+        """Score one model's missing conditions; False (nothing done) when another run is scoring
+        this model now and `wait` is off."""
         with keys.claim(path, wait) as claimed:
             if not claimed:
                 return False
-            todo = []
-            for cond in conds:
-                hit = keys.lookup(cond, path)
-                if hit is None:
-                    todo.append(cond)
-                else:
-                    by_cond[cond] = [{**r, "condition": cond, "model": label} for r in hit]
-                    reused.append(cond)
+            todo = missing(label, path, todo)  # stored meanwhile by the run that held the lock
             if todo:
                 scored = score(cfg, label, path, todo, questions, rag or {}, docs)
                 for cond in todo:
@@ -69,15 +74,16 @@ def run(cfg: RunConfig) -> dict:
         return True
 
     # a model another run is scoring (the base model's reading check, in two recipes run side by
-    # side) is left for last, then waited for and read from the cache
+    # side) is left for last, then waited for and read from the cache; found conditions need no lock
     later = []
     for label, path, conds in plan:
         if any(c.endswith("_rag") for c in conds) and rag is None:
             rag, retrieval = keys.retrieval(out)
-        if not take(label, path, conds, wait=False):
-            later.append((label, path, conds))
-    for label, path, conds in later:
-        take(label, path, conds, wait=True)
+        todo = missing(label, path, conds)
+        if todo and not take(label, path, todo, wait=False):
+            later.append((label, path, todo))
+    for label, path, todo in later:
+        take(label, path, todo, wait=True)
     records = [r for _, _, conds in plan for cond in conds for r in by_cond[cond]]  # plan order, cached or not
     write_jsonl(out / "records.jsonl", records)
     results = summarize(records, questions, documents, cfg)
@@ -130,24 +136,10 @@ class _Keys:
         if self.cache is None:
             yield True
             return
-        from filelock import FileLock, Timeout
-
-        path_ = self.cache.root / "locks" / f"{self.model(path)}.lock"
-        path_.parent.mkdir(parents=True, exist_ok=True)
-        if wait:
-            with file_lock(path_, echo=lambda m: say(f"[eval] another run is scoring {path}; {m}")):
-                yield True
-            return
-        lock = FileLock(str(path_))
-        try:
-            lock.acquire(timeout=0)
-        except Timeout:
-            yield False
-            return
-        try:
-            yield True
-        finally:
-            lock.release()
+        lock = self.cache.root / "locks" / f"{self.model(path)}.lock"
+        lock.parent.mkdir(parents=True, exist_ok=True)
+        with file_lock(lock, echo=lambda m: say(f"[eval] another run is scoring {path}; {m}"), wait=wait) as held:
+            yield held
 
     def lookup(self, cond: str, path: str) -> list[dict] | None:
         key = self.key(cond, path)
