@@ -162,7 +162,8 @@ def _peak_rss_mb() -> float:
 def _save_model(trainer, tokenizer, out: Path) -> None:
     """A plain Hugging Face folder, written aside and renamed so a kill never leaves half of one."""
     tmp = out.with_name(out.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
+    if trainer.args.should_save:  # only the writing rank: another rank's clear would race its save
+        shutil.rmtree(tmp, ignore_errors=True)
     from transformers.integrations import is_deepspeed_zero3_enabled
 
     trainer.model.config.use_cache = True  # the Trainer turns the KV cache off for training
