@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
 import sys
 from pathlib import Path
 
@@ -22,6 +21,7 @@ from entigraph import artifacts
 from entigraph.config import RunConfig, load_config
 from entigraph.errors import EntigraphError
 from entigraph.io import atomic_path, read_json
+from entigraph.processes import run_to_end
 
 
 def launch(cfg: RunConfig) -> dict:
@@ -34,13 +34,18 @@ def launch(cfg: RunConfig) -> dict:
     env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={cfg.train.processes}",
            "-m", "entigraph.training.launch", str(config)]
-    proc = subprocess.run(cmd, env=env, stdout=sys.stdout, stderr=subprocess.PIPE, text=True)
-    if proc.returncode != 0:
-        sys.stderr.write(proc.stderr[-20000:])  # the ranks' own tracebacks, for the record
-        errors = [line.strip() for line in proc.stderr.splitlines() if re.match(r"\s*\w+(Error|Exception)\b", line)]
-        why = errors[-1] if errors else proc.stderr.strip().splitlines()[-1:]
-        raise EntigraphError(f"train: a training process failed (exit {proc.returncode}): {str(why)[:400]}")
+    code, stderr = run_to_end(cmd, env, capture_stderr=True)  # stopping the stage stops the ranks, no orphans
+    if code != 0:
+        sys.stderr.write(stderr[-20000:])  # the ranks' own tracebacks, for the record
+        raise EntigraphError(f"train: a training process failed (exit {code}): {_failure(stderr)}")
     return read_json(out / "summary.json")
+
+
+def _failure(stderr: str) -> str:
+    """The ranks' last exception ("[rank0]: ValueError: ..."), not torchrun's ChildFailedError about it."""
+    lines = [re.sub(r"^\[rank\d+\]:\s*", "", line).strip() for line in stderr.splitlines()]
+    errors = [line for line in lines if re.match(r"[\w.]*(Error|Exception)\b", line) and "ChildFailedError" not in line]
+    return (errors or [line for line in lines if line] or [""])[-1][:400]
 
 
 def main(argv: list[str]) -> int:

@@ -18,7 +18,6 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import os
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -30,6 +29,7 @@ from .. import pipeline
 from ..errors import EntigraphError
 from ..io import read_json, read_jsonl, write_json
 from ..locks import file_lock, flock_holders
+from ..processes import run_to_end
 from .config import Recipe, StudyConfig
 from .plan import CONTROL, Planner, RunSpec, apply, grid_points, study_dir
 
@@ -262,19 +262,7 @@ class Study:
 def _worker(cmd: list[str], env: dict[str, str], grace_s: float = 5.0) -> int:
     """Run a worker to its end. Stopping the study (Ctrl-C, `kill`) stops it too: Ctrl-C reaches
     it through the terminal, `kill` through here, and it records its attempt before it exits."""
-    with subprocess.Popen(cmd, env=env) as proc:
-        try:
-            return proc.wait()
-        except BaseException:
-            try:
-                proc.wait(timeout=grace_s)  # a Ctrl-C reached it too
-            except subprocess.TimeoutExpired:
-                proc.terminate()
-                try:
-                    proc.wait(timeout=60)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-            raise
+    return run_to_end(cmd, env, grace_s)[0]
 
 
 def worker_env(cfg) -> dict[str, str]:
