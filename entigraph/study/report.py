@@ -408,7 +408,9 @@ def scaling_plot(res: dict, names: list[str], path: Path | None = None) -> str |
                 xs, ys = [x for x, _, _ in got], [r[key] for _, _, r in got]
                 err = ([[r[key] - r["ci95"][0] for _, _, r in got], [r["ci95"][1] - r[key] for _, _, r in got]]
                        if key == "accuracy" else None)
-                ax.errorbar(xs, ys, yerr=err, marker="o", capsize=3, color="tab:blue", label="closed-book")
+                # a line only along one recipe's token budget: between different recipes it would invent a trend
+                ax.errorbar(xs, ys, yerr=err, marker="o", capsize=3, color="tab:blue", label="closed-book",
+                            ls="-" if budget else "none")
                 for x, n, r in got:
                     ax.annotate(n, (x, r[key]), textcoords="offset points", xytext=(4, 4), fontsize=7)
             for results, setting, style, color, what in ((base, "closed", ":", "grey", "base, closed-book"),
