@@ -7,9 +7,11 @@ one gloo rank with the variables set here (see ../shared/FIELD-NOTES.md).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import socket
+import sys
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
@@ -36,6 +38,14 @@ def world_size() -> int:
 
 def use_cuda(device: str) -> bool:
     return pick_device(device) == "cuda"
+
+
+def extensions_dir(cache_dir: str | None) -> Path:
+    """Where the JIT-built DeepSpeed ops go (the shm comm op: ~45-110 s to build), with the model
+    cache, one folder per Python environment: the build names the environment's include paths, so
+    two checkouts' venvs sharing a folder rebuilt it at every switch, and each build held up every
+    other run's training (4 min behind a low-priority study here)."""
+    return cache_root(cache_dir) / "torch_extensions" / hashlib.sha1(sys.prefix.encode()).hexdigest()[:10]
 
 
 def cpu_has_bf16() -> bool:
@@ -92,8 +102,7 @@ def single_process(cache_dir: str | None, cuda: bool) -> Iterator[None]:
     """A one-rank process group for DeepSpeed outside a launcher. The variables are restored
     afterwards so later stages in this process do not think they are distributed; the group itself
     lives as long as the process (DeepSpeed caches its sub-groups, so a second one would break)."""
-    # The shm comm op is JIT-built once (~45-110 s); keep it with the project's model cache.
-    os.environ.setdefault("TORCH_EXTENSIONS_DIR", str(cache_root(cache_dir) / "torch_extensions"))
+    os.environ.setdefault("TORCH_EXTENSIONS_DIR", str(extensions_dir(cache_dir)))
     # A build killed midway leaves its lock, and torch would wait on it forever without a word.
     wait_for_batons(Path(os.environ["TORCH_EXTENSIONS_DIR"]), echo=lambda line: say(f"[train] {line}"))
     if launched():  # the launcher set ranks and ports; DeepSpeed on CPU still needs gloo named

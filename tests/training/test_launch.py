@@ -1,5 +1,6 @@
 from types import SimpleNamespace
 
+from entigraph.training import deepspeed_env
 from entigraph.training.launch import _failure
 from entigraph.training.trainer import _save_model
 
@@ -30,3 +31,13 @@ def test_a_rank_that_does_not_write_the_model_leaves_the_writers_folder_alone(tm
     other_rank = SimpleNamespace(args=SimpleNamespace(should_save=False), model=SimpleNamespace(config=SimpleNamespace()))
     _save_model(other_rank, tokenizer=None, out=tmp_path / "model")
     assert (being_written / "model.safetensors").read_text() == "rank 0's"
+
+
+def test_each_python_environment_builds_the_deepspeed_ops_in_its_own_folder(tmp_path, monkeypatch):
+    """Two checkouts' venvs sharing one folder rebuilt the shm op at every switch, holding up training."""
+    monkeypatch.setattr("sys.prefix", "/work/a/.venv")
+    a = deepspeed_env.extensions_dir(str(tmp_path))
+    monkeypatch.setattr("sys.prefix", "/work/b/.venv")
+    b = deepspeed_env.extensions_dir(str(tmp_path))
+    assert a != b and a.parent == b.parent == deepspeed_env.extensions_dir(str(tmp_path)).parent
+    assert str(tmp_path) in str(a)
