@@ -6,6 +6,8 @@ configs/studies/fictional-dev.yaml:
                                                   # and closed-book accuracy split by it
     .venv/bin/python bench/efficacy.py modes      # the faithful modes' rows (fa-* recipes) beside the
                                                   # base model, without touching the main table
+    .venv/bin/python bench/efficacy.py reproduce  # a rerun of the study against the figures recorded
+                                                  # here ("methods"): is each accuracy inside its interval?
 
 A fa-* run not on disk keeps its row from the current table (said on stderr), so one new recipe's row
 can be added without rerunning the others; `coverage` refuses to write a table that would lose a
@@ -157,6 +159,55 @@ def modes_markdown(root: Path, runs: list[str], previous: str = "") -> tuple[str
     return "\n".join(lines), figures
 
 
+CONDITIONS = ("closed", "rag", "oracle")
+
+
+def reproduction(recorded: dict, rerun: dict, same: dict[str, str] | None = None) -> dict:
+    """Each accuracy of the rerun (study-results.json "recipes") against the recorded one
+    (eval-efficacy.json "methods"; `same` maps a rerun recipe to the recorded method it repeats,
+    e.g. a learning rate the tuning chose): inside the recorded 95 % interval, and the recorded point
+    inside the rerun's; with the target log-likelihood of both."""
+    cells = []
+    for name, entry in rerun.items():
+        old = recorded.get((same or {}).get(name, name))
+        if old is None:
+            continue
+        new = entry.get("results", {})
+        for key, was in old["results"].items():
+            if key not in new:
+                continue
+            now = new[key]
+            cells.append({"recipe": name, "recorded_as": (same or {}).get(name, name),
+                          "condition": key.split("/")[0], "probes": key.split("/")[1],
+                          "recorded": [was["accuracy"], *was["ci95"]], "rerun": [now["accuracy"], *now["ci95"]],
+                          "inside": bool(was["ci95"][0] <= now["accuracy"] <= was["ci95"][1]),
+                          "recorded_inside_rerun": bool(now["ci95"][0] <= was["accuracy"] <= now["ci95"][1]),
+                          "logprob": [was["mean_target_logprob"], now["target_logprob"]]})
+    return {"cells": cells, "inside": sum(c["inside"] for c in cells),
+            "recorded_inside_rerun": sum(c["recorded_inside_rerun"] for c in cells), "n": len(cells)}
+
+
+def reproduction_markdown(rep: dict, rerun_env: str) -> str:
+    by = {(c["recipe"], c["probes"], c["condition"]): c for c in rep["cells"]}
+    lines = [f"Recorded (the tables above) → {rerun_env}: accuracy % [95 % interval]; ✓ when the rerun's accuracy "
+             "lies inside the recorded interval, ✗ when not; the closed-book target log-likelihood, recorded → rerun.", "",
+             "| method | probes | closed-book | RAG (top 3) | oracle | closed-book target log-lik |",
+             "|---|---|---|---|---|---|"]
+    for recipe, probes in dict.fromkeys((c["recipe"], c["probes"]) for c in rep["cells"]):
+        cells = []
+        for cond in CONDITIONS:
+            c = by.get((recipe, probes, cond))
+            cells.append("—" if c is None else f"{c['recorded'][0]:.0f} → {c['rerun'][0]:.0f} "
+                         f"[{c['rerun'][1]:.0f}, {c['rerun'][2]:.0f}] {'✓' if c['inside'] else '✗'}")
+        lp = by[(recipe, probes, "closed")]["logprob"]
+        was = by[(recipe, probes, "closed")]["recorded_as"]
+        label = recipe if was == recipe else f"{recipe} (recorded as {was})"
+        lines.append(f"| {label} | {PROBES[probes]} | {' | '.join(cells)} | {lp[0]:.2f} → {lp[1]:.2f} |")
+    lines += ["", f"{rep['inside']} of {rep['n']} rerun accuracies lie inside the recorded 95 % interval; "
+              f"{rep['recorded_inside_rerun']} of {rep['n']} recorded accuracies inside the rerun's."]
+    return "\n".join(lines) + "\n"
+
+
 def environment() -> dict:
     import torch
     import transformers
@@ -168,10 +219,13 @@ def environment() -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("what", choices=["coverage", "modes"])
+    ap.add_argument("what", choices=["coverage", "modes", "reproduce"])
     ap.add_argument("--study", default=str(ROOT / "configs" / "studies" / "fictional-dev.yaml"))
     ap.add_argument("--runs", nargs="*", default=["fa-permute", "fa-profile", "fa-reading", "fa-qa", "fa-llm", "fa-mix"])
     ap.add_argument("--partial", action="store_true", help="coverage: write even when a training text is missing")
+    ap.add_argument("--rerun", default="", help="reproduce: the rerun's machine and date, said in the table")
+    ap.add_argument("--same", nargs="*", default=[], metavar="RECIPE=METHOD",
+                    help="reproduce: a rerun recipe that repeats a recorded method of another name")
     args = ap.parse_args()
     doc = ROOT / "docs" / "results.md"
     results_path = ROOT / "bench" / "results" / "eval-efficacy.json"
@@ -184,7 +238,18 @@ def main() -> None:
             sys.exit(f"bench/efficacy.py coverage: no kept passages for {', '.join(lost)} under the study's runs; "
                      "the table would lose them. Run those recipes first, or pass --partial")
         saved["target_coverage"] = cov
-        table = coverage_markdown(cov)
+        table, tag = coverage_markdown(cov), "coverage"
+    elif args.what == "reproduce":
+        study = load_study(Path(args.study))
+        rerun_path = ROOT / study.run_dir / study.name / "study-results.json"
+        if not rerun_path.is_file():
+            sys.exit(f"bench/efficacy.py reproduce: no {rerun_path}: run `entigraph study {args.study}` first")
+        rep = reproduction(saved["methods"], read_json(rerun_path)["recipes"], dict(a.split("=", 1) for a in args.same))
+        if not rep["n"]:
+            sys.exit("bench/efficacy.py reproduce: the rerun has none of the recorded methods' results")
+        saved["reproduction"] = {**rep, "rerun_environment": saved["environment"], "rerun": args.rerun,
+                                 "same": args.same}
+        table, tag = reproduction_markdown(rep, args.rerun or "rerun"), "reproduction"
     else:
         study = load_study(Path(args.study))
         root = ROOT / study.run_dir / study.name
@@ -195,7 +260,8 @@ def main() -> None:
         if kept:
             print(f"kept from the current table (no run on disk): {', '.join(kept)}", file=sys.stderr)
         saved["faithful_modes"] = {**saved.get("faithful_modes", {}), **figures}
-    splice(doc, table, "coverage" if args.what == "coverage" else "faithful-modes")
+        tag = "faithful-modes"
+    splice(doc, table, tag)
     print(table)
     results_path.write_text(json.dumps(saved, indent=1, default=float) + "\n", encoding="utf-8")
 
