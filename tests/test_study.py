@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -360,3 +361,14 @@ def test_killing_the_study_stops_its_worker_and_the_worker_records_it(tmp_path):
     assert proc.wait(timeout=30) == 130
     assert marker.read_text() == "clean-up ran"
     assert proc.stderr.read().count("interrupted; rerun the same command to resume") == 2  # the worker, then the study
+
+
+def test_a_worker_killed_by_sigkill_is_reported_as_such_with_the_oom_killer_named():
+    """A worker the kernel's OOM killer took exits with -9; the study says so instead of 'exit code -9'."""
+    from entigraph.study.runner import _stopped, _worker
+
+    code = _worker([sys.executable, "-c", "import os, signal; os.kill(os.getpid(), signal.SIGKILL)"], dict(os.environ))
+    assert code == -9
+    assert "SIGKILL" in _stopped(code) and "OOM killer" in _stopped(code)
+    assert _stopped(-15) == "was stopped by SIGTERM"
+    assert _stopped(2) == "stopped (exit code 2)"

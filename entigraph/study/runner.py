@@ -18,6 +18,7 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import os
+import signal
 import sys
 import time
 from pathlib import Path
@@ -217,8 +218,7 @@ class Study:
                 code = _worker([sys.executable, "-m", "entigraph.study.worker", str(path), ",".join(stages)],
                                worker_env(cfg))
                 if code:
-                    raise EntigraphError(f"run {spec.name} stopped (exit code {code}); its log is above. "
-                                         "Rerun the study to resume it")
+                    raise EntigraphError(f"run {spec.name} {_stopped(code)}; its log is above. Rerun the study to resume it")
         except BaseException:
             entry.update(status="failed", seconds=round(time.perf_counter() - clock, 2))
             self._save_state()
@@ -263,6 +263,17 @@ def _worker(cmd: list[str], env: dict[str, str], grace_s: float = 5.0) -> int:
     """Run a worker to its end. Stopping the study (Ctrl-C, `kill`) stops it too: Ctrl-C reaches
     it through the terminal, `kill` through here, and it records its attempt before it exits."""
     return run_to_end(cmd, env, grace_s)[0]
+
+
+def _stopped(code: int) -> str:
+    """How a worker ended, in words: a SIGKILL nobody sent by hand is most often the kernel's OOM
+    killer (four training workers and a test suite on 24 GB, docs/study.md)."""
+    if code == -signal.SIGKILL:
+        return ("was killed by SIGKILL (if nobody killed it, the kernel's OOM killer: see `dmesg`, "
+                "and run fewer invocations side by side)")
+    if code < 0:
+        return f"was stopped by {signal.Signals(-code).name}"
+    return f"stopped (exit code {code})"
 
 
 def worker_env(cfg) -> dict[str, str]:
