@@ -372,3 +372,18 @@ def test_a_worker_killed_by_sigkill_is_reported_as_such_with_the_oom_killer_name
     assert "SIGKILL" in _stopped(code) and "OOM killer" in _stopped(code)
     assert _stopped(-15) == "was stopped by SIGTERM"
     assert _stopped(2) == "stopped (exit code 2)"
+
+
+def test_the_ranking_sentence_says_where_generated_and_given_probes_disagree():
+    from entigraph.study.report import ranking_sentence
+
+    order = {"accuracy": ["raw", "entigraph", "base"], "target_logprob": ["raw", "entigraph", "base"]}
+    swapped = {"accuracy": ["entigraph", "raw", "base"], "target_logprob": order["target_logprob"]}
+    pairs = [{"a": "raw", "b": "entigraph", "agree_accuracy": False}, {"a": "base", "b": "raw", "agree_accuracy": True}]
+    rk = {"recipes": ["base", "raw", "entigraph"], "kinds": ["given", "generated"], "pairs": pairs,
+          "order": {"given": order, "generated": swapped}, "same_order": {"accuracy": False, "target_logprob": True}}
+    text = ranking_sentence({"ranking": rk})
+    assert text.startswith("By closed-book accuracy they **disagree**: given raw > entigraph > base, "
+                           "generated entigraph > raw > base; by target log-likelihood both rank raw > entigraph > base.")
+    assert text.endswith("Pairs ordered differently by accuracy: raw vs entigraph.")
+    assert ranking_sentence({}) == "No recipe was evaluated on both probe kinds."

@@ -221,7 +221,8 @@ def ranking_sentence(res: dict) -> str:
             parts.append(f"by {label} they **disagree**: {k0} {' > '.join(a)}, {k1} {' > '.join(b)}")
     dis = [f"{p['a']} vs {p['b']}" for p in rk["pairs"] if not p["agree_accuracy"]]
     tail = f" Pairs ordered differently by accuracy: {', '.join(dis)}." if dis else ""
-    return "; ".join(parts) + "." + tail
+    text = "; ".join(parts) + "."
+    return text[0].upper() + text[1:] + tail
 
 
 def verdicts(res: dict) -> list[str]:
