@@ -267,7 +267,7 @@ def _worker(cmd: list[str], env: dict[str, str], grace_s: float = 5.0) -> int:
 
 def _stopped(code: int) -> str:
     """How a worker ended, in words: a SIGKILL nobody sent by hand is most often the kernel's OOM
-    killer (four training workers and a test suite on 24 GB, docs/study.md)."""
+    killer (how many workers fit: docs/study.md)."""
     if code == -signal.SIGKILL:
         return ("was killed by SIGKILL (if nobody killed it, the kernel's OOM killer: see `dmesg`, "
                 "and run fewer invocations side by side)")
