@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from entigraph.eval.stats import bootstrap_ci, mcnemar_exact
+from entigraph.evaluation.stats import bootstrap_ci, mcnemar_exact
 from entigraph.io import read_json, read_jsonl
 from entigraph.study import load_study
 from entigraph.study.report import splice, spliced

@@ -32,7 +32,7 @@ from entigraph.config import RunConfig
 from entigraph.corpus import load_corpus
 from entigraph.io import write_jsonl
 from entigraph.records import to_dict
-from entigraph.eval import compare, report
+from entigraph.evaluation import compare, report
 
 DATA = ROOT.parent / "shared" / "data"
 SETS = {"quality": DATA / "quality-leval" / "dev.jsonl", "fictional": DATA / "fictional-knowledge" / "dev.json"}

@@ -27,7 +27,7 @@ import numpy as np
 import sentence_transformers
 import torch
 
-from entigraph.eval.tasks import load_questions
+from entigraph.evaluation.tasks import load_questions
 from entigraph.retrieval import Retriever, chunk_documents, document_recall
 from entigraph.retrieval.embeddings import Embedder
 from entigraph.retrieval.index import DenseIndex

@@ -24,8 +24,8 @@ import torch
 import transformers
 
 from entigraph.models import resolve_lm
-from entigraph.eval.scoring import LMScorer
-from entigraph.eval.tasks import load_questions
+from entigraph.evaluation.scoring import LMScorer
+from entigraph.evaluation.tasks import load_questions
 
 DATA = ROOT.parent / "shared" / "data" / "quality-leval" / "dev.jsonl"
 

@@ -42,7 +42,7 @@ def run_config(target: str, overrides: list[str] | None = None) -> RunConfig:
 
 
 def retrieve(cfg: RunConfig, question: str, k: int) -> list[dict]:
-    from .eval.compare import make_embedder
+    from .evaluation.compare import make_embedder
     from .retrieval import Retriever, chunk_documents, count_words, token_counter
 
     r = cfg.eval.retrieval

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import logging
-import os
 import sys
 import time
 
 from . import __version__
 from .artifacts import STAGES
 from .errors import run_reporting_errors
+from .processes import quiet_libraries
 
 STAGE_HELP = {
     "extract": "load the corpus, extract entities, build the knowledge graph",
@@ -70,16 +69,6 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _quiet_libraries() -> None:
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
-    logging.getLogger("DeepSpeed").setLevel(logging.ERROR)
-    import warnings
-
-    warnings.filterwarnings("ignore", category=UserWarning)
-    warnings.filterwarnings("ignore", category=FutureWarning)
-
-
 def _print_settings(prefix: str, selfguide: bool) -> int:
     from .config import describe
 
@@ -97,12 +86,12 @@ def _print_settings(prefix: str, selfguide: bool) -> int:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["ask"]:
-        _quiet_libraries()
+        quiet_libraries()
         from .ask import main as ask_main
 
         return ask_main(argv[1:])
     if argv[:1] == ["selfguide"]:
-        _quiet_libraries()
+        quiet_libraries()
         from .selfguide.recipe import main as selfguide_main
 
         return selfguide_main(argv[1:])
@@ -110,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "settings":
         return _print_settings(args.prefix, args.selfguide)
     if not args.verbose:
-        _quiet_libraries()
+        quiet_libraries()
     if args.command == "study":
         return _study(args)
     from .config import load_config

@@ -33,7 +33,7 @@ from .io import atomic_path, file_sha256, read_json, read_jsonl, write_json
 from .locks import file_lock
 
 
-def _uses_backend(cfg: RunConfig, stage: str) -> bool:
+def uses_backend(cfg: RunConfig, stage: str) -> bool:
     """Whether a stage calls the `backend:` model, so its settings belong in that stage's fingerprint."""
     return {
         "extract": cfg.entities.extractor in ("llm", "hybrid"),
@@ -48,7 +48,7 @@ def model_stages(cfg: RunConfig) -> list[str]:
     generator): `make demo` builds vLLM's environment only when this is not empty."""
     from .synthesis.faithful import needs_backend
 
-    return [s for s in STAGES if _uses_backend(cfg, s) and (s != "synthesize" or needs_backend(cfg.synthesis.modes))]
+    return [s for s in STAGES if uses_backend(cfg, s) and (s != "synthesize" or needs_backend(cfg.synthesis.modes))]
 
 
 @dataclass(frozen=True)
@@ -58,7 +58,7 @@ class Stage:
     sections: tuple[str, ...]  # config sections whose change invalidates this stage (besides `backend`)
 
     def inputs(self, cfg: RunConfig) -> tuple[str, ...]:
-        return self.sections + (("backend",) if _uses_backend(cfg, self.name) else ())
+        return self.sections + (("backend",) if uses_backend(cfg, self.name) else ())
 
 
 PIPELINE = (

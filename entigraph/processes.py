@@ -2,7 +2,19 @@
 
 from __future__ import annotations
 
+import logging
+import os
 import subprocess
+import warnings
+
+
+def quiet_libraries() -> None:
+    """Library chatter off for a command's own output (the CLI, a study's worker)."""
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    logging.getLogger("DeepSpeed").setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore", category=UserWarning)
+    warnings.filterwarnings("ignore", category=FutureWarning)
 
 
 def run_to_end(cmd: list[str], env: dict[str, str], grace_s: float = 5.0, term_s: float = 60.0,

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import yaml
 
-from entigraph.eval.report import pct
+from entigraph.evaluation.report import pct
 from entigraph.io import read_json
 from entigraph.study.report import splice
 

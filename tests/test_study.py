@@ -68,7 +68,7 @@ def calls(monkeypatch):
                                                             "train_tokens_by_source": {"synthetic": 900, "replay": 100}})
             elif stage == "eval":
                 docs = [r["doc_id"] for r in read_jsonl(cfg.out / "extract" / "documents.jsonl")]
-                from entigraph.eval.compare import planned_conditions
+                from entigraph.evaluation.compare import planned_conditions
 
                 records = []
                 lr = cfg.train.lr if any(c.startswith("cpt") for c in cfg.eval.conditions) else None

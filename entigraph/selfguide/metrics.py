@@ -6,8 +6,8 @@ from functools import lru_cache
 
 import numpy as np
 
-from ..eval.answers import exact_match, map_label, normalize_answer
-from ..eval.stats import bootstrap_ci
+from ..evaluation.answers import exact_match, map_label, normalize_answer
+from ..evaluation.stats import bootstrap_ci
 
 __all__ = ["bootstrap_ci", "exact_match", "map_label", "normalize_answer", "paired_gain", "rouge_l", "score",
            "summarize"]

@@ -24,9 +24,9 @@ from ..locks import file_lock, say
 
 
 def run(cfg: RunConfig) -> dict:
-    from ..eval.cache import EvalCache, env_disabled
-    from ..eval.compare import plan_models, score_generate, score_loglik, summarize
-    from ..eval.tasks import questions_for_run
+    from ..evaluation.cache import EvalCache, env_disabled
+    from ..evaluation.compare import plan_models, score_generate, score_loglik, summarize
+    from ..evaluation.tasks import questions_for_run
 
     start = time.perf_counter()
     out = artifacts.stage_dir(cfg.out, "eval")
@@ -102,7 +102,7 @@ class _Keys:
     """The cache keys of this run's conditions (entigraph/eval/cache.py); a no-op without a cache."""
 
     def __init__(self, cfg: RunConfig, documents, questions, cache):
-        from ..eval.cache import documents_digest, questions_digest, retrieval_key, scoring_settings
+        from ..evaluation.cache import documents_digest, questions_digest, retrieval_key, scoring_settings
 
         self.cfg, self.documents, self.questions, self.cache = cfg, documents, questions, cache
         if cache is None:
@@ -115,7 +115,7 @@ class _Keys:
         self.models: dict[str, str] = {}
 
     def key(self, cond: str, path: str) -> str | None:
-        from ..eval.cache import condition_key
+        from ..evaluation.cache import condition_key
 
         if self.cache is None:
             return None
@@ -153,7 +153,7 @@ class _Keys:
 
     def retrieval(self, out) -> tuple[dict, dict]:
         """Contexts and the retrieval report: from the cache when stored, else retrieved (and stored)."""
-        from ..eval.compare import retrieve_contexts
+        from ..evaluation.compare import retrieve_contexts
         from ..io import read_json
 
         if self.cache is not None:
@@ -170,7 +170,7 @@ class _Keys:
 
 def _paraphrased(cfg: RunConfig, questions) -> tuple[list, dict]:
     from ..backends import run_backend
-    from ..eval.probes import paraphrase_probes
+    from ..evaluation.probes import paraphrase_probes
 
     backend = run_backend(cfg)
     try:
@@ -183,8 +183,8 @@ def _paraphrased(cfg: RunConfig, questions) -> tuple[list, dict]:
 def _forgetting(cfg: RunConfig, plan, documents, cache) -> dict:
     """Base vs adapted model loss on held-out general text (entigraph/eval/forgetting.py)."""
     from ..devices import pick_device
-    from ..eval.cache import _digest
-    from ..eval.forgetting import block_losses, choose_blocks, compare_losses
+    from ..evaluation.cache import _digest
+    from ..evaluation.forgetting import block_losses, choose_blocks, compare_losses
 
     paths = {label: path for label, path, _ in plan}
     if cfg.eval.forgetting_blocks == 0:
@@ -217,6 +217,6 @@ def _forgetting(cfg: RunConfig, plan, documents, cache) -> dict:
 
 
 def summary_lines(summary: dict) -> list[str]:
-    from ..eval.compare import table_lines
+    from ..evaluation.compare import table_lines
 
     return table_lines(summary)

@@ -9,7 +9,7 @@ from ..io import atomic_path
 
 
 def run(cfg: RunConfig) -> dict:
-    from ..eval.report import render
+    from ..evaluation.report import render
     from ..export import export_corpus, model_card
 
     page = render(cfg)

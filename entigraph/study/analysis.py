@@ -13,8 +13,8 @@ from typing import Iterable
 
 import numpy as np
 
-from ..eval.compare import paired_test
-from ..eval.stats import bootstrap_ci
+from ..evaluation.compare import paired_test
+from ..evaluation.stats import bootstrap_ci
 from ..io import read_json, read_jsonl
 from .config import StudyConfig
 from .plan import CONTROL, RunSpec

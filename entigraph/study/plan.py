@@ -101,7 +101,7 @@ def stages_for(cfg: RunConfig, trains: bool) -> tuple[str, ...]:
 
 
 def _uses_backend(cfg: RunConfig, stages: tuple[str, ...]) -> bool:
-    from ..pipeline import _uses_backend as uses
+    from ..pipeline import uses_backend as uses
 
     paraphrase = cfg.eval.probes == "generated" and cfg.eval.generated.paraphrase
     return any(uses(cfg, s) for s in stages) or paraphrase

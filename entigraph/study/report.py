@@ -9,7 +9,7 @@ import math
 import re
 from pathlib import Path
 
-from ..eval.report import CSS, SCRIPT, _fig_b64, _note, _section, _table, esc
+from ..evaluation.report import CSS, SCRIPT, _fig_b64, _note, _section, _table, esc
 from ..io import atomic_path, write_json
 from .analysis import probe_name
 

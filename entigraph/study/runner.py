@@ -297,7 +297,7 @@ def closed_condition(recipe: Recipe) -> str:
 def measure(run: Path, condition: str) -> dict:
     """Closed-book figures of a tuning run: n, accuracy with its interval, mean target log-lik,
     overall and per probe type."""
-    from ..eval.stats import bootstrap_ci
+    from ..evaluation.stats import bootstrap_ci
 
     path = run / "eval" / "records.jsonl"
     if not (run / "eval" / ".done.json").is_file() or not path.is_file():
@@ -357,7 +357,7 @@ def fmt(point: dict) -> str:
 
 def _not_worse(e: dict, best: dict, metric: str) -> bool:
     """Whether the paired bootstrap 95 % interval of (best - e), per probe, includes 0."""
-    from ..eval.stats import paired_bootstrap
+    from ..evaluation.stats import paired_bootstrap
 
     col = 0 if metric == "accuracy" else 1
     a, b = e.get("per_probe") or {}, best.get("per_probe") or {}

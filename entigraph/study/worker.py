@@ -13,12 +13,12 @@ def main(argv: list[str] | None = None) -> int:
     if len(argv) != 2:
         print("usage: python -m entigraph.study.worker CONFIG STAGE[,STAGE...]", file=sys.stderr)
         return 2
-    from ..cli import _quiet_libraries
     from ..config import load_config
     from ..errors import run_reporting_errors
     from ..pipeline import run_lock, run_stage, save_config
+    from ..processes import quiet_libraries
 
-    _quiet_libraries()
+    quiet_libraries()
 
     def work() -> None:
         cfg = load_config(argv[0])

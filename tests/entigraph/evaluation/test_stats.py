@@ -3,7 +3,7 @@ import math
 import numpy as np
 import pytest
 
-from entigraph.eval.stats import bootstrap_ci, mcnemar_exact, paired_bootstrap, wilson_ci
+from entigraph.evaluation.stats import bootstrap_ci, mcnemar_exact, paired_bootstrap, wilson_ci
 
 
 def test_bootstrap_ci_is_seeded_and_brackets_the_mean():

@@ -123,7 +123,7 @@ def mixture_texts(cfg: RunConfig, tokenizer, replay: list[str]) -> dict[str, lis
 
 
 def _rag_texts(cfg: RunConfig) -> list[str]:
-    from entigraph.eval.tasks import questions_for_run
+    from entigraph.evaluation.tasks import questions_for_run
 
     from .rag import rag_examples
 

@@ -13,7 +13,7 @@ from entigraph.corpus import load_corpus
 from entigraph.errors import EntigraphError
 from entigraph.io import read_json, read_jsonl, write_jsonl
 from entigraph.records import to_dict
-from entigraph.eval import compare
+from entigraph.evaluation import compare
 from entigraph.stages import eval as eval_stage
 from entigraph.stages.report import run as report_run
 

@@ -9,8 +9,8 @@ import pytest
 from entigraph.backends.base import Generation
 from entigraph.config import GeneratedProbesConfig, RunConfig
 from entigraph.errors import InputError
-from entigraph.eval.probes import paraphrase_probes, generate_probes, unit_spans
-from entigraph.eval.tasks import questions_for_run
+from entigraph.evaluation.probes import paraphrase_probes, generate_probes, unit_spans
+from entigraph.evaluation.tasks import questions_for_run
 from entigraph.io import write_jsonl
 from entigraph.records import Document, Entity, Mention, to_dict
 

@@ -23,7 +23,8 @@ from entigraph.errors import ConfigError
 from entigraph.locks import say, wait_for_batons
 from entigraph.models import cache_root
 
-REPO = Path(__file__).resolve().parents[1]
+# The shipped DeepSpeed configs are package data, so a plain `pip install` can train.
+SHIPPED = Path(__file__).resolve().parents[1] / "data" / "deepspeed"
 SINGLE_PROCESS_ENV = ("DS_ACCELERATOR", "RANK", "LOCAL_RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
 
 
@@ -63,15 +64,18 @@ def bf16_supported(cuda: bool) -> bool:
 
 
 def resolve_config(name: str | None) -> Path | None:
-    """train.deepspeed: a JSON path (relative to the working dir or the repo) or a bare name such
-    as ``zero2`` for configs/deepspeed/zero2.json."""
+    """train.deepspeed: a JSON path, or a shipped config by its name (``zero2``) or by the path it has
+    in a checkout's configs (``configs/deepspeed/zero2.json``, how run configs name it)."""
     if not name:
         return None
-    for candidate in (Path(name), REPO / name, REPO / "configs" / "deepspeed" / f"{name}.json"):
-        if candidate.is_file():
-            return candidate.resolve()
+    path = Path(name)
+    if path.is_file():
+        return path.resolve()
+    shipped = SHIPPED / f"{path.stem}.json"
+    if path.parent.as_posix() in (".", "configs/deepspeed") and path.suffix in ("", ".json") and shipped.is_file():
+        return shipped
     raise ConfigError(f"train.deepspeed: {name} not found (give a JSON path or one of "
-                      f"{', '.join(p.stem for p in sorted((REPO / 'configs' / 'deepspeed').glob('*.json')))})")
+                      f"{', '.join(p.stem for p in sorted(SHIPPED.glob('*.json')))})")
 
 
 def read_deepspeed_config(path: Path, bf16: bool) -> dict:

@@ -6,7 +6,7 @@ import pytest
 from entigraph.config import RunConfig
 from entigraph.corpus import load_corpus
 from entigraph.errors import InputError
-from entigraph.eval.tasks import load_questions, parse_leval_instruction, questions_for_run
+from entigraph.evaluation.tasks import load_questions, parse_leval_instruction, questions_for_run
 
 ARTICLE = "THE TIDAL CLOCK\n\nThe Harbour Guild built the tidal clock in 1887. Mara Velt kept its records."
 LEVAL_ROW = {

@@ -18,7 +18,7 @@ from entigraph.training import deepspeed_env
 from entigraph.stages.train import summary_lines
 from entigraph.training.trainer import last_checkpoint, prepare_checkpoints, train
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 
 # Trains until the given step, then SIGKILLs itself: a kill between two checkpoints, at a step
 # the test controls (an outside kill races a tiny model that trains 80 steps a second).

@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 
 from entigraph.records import Question
-from entigraph.eval.answers import exact_match, normalize_answer
-from entigraph.eval.scoring import LMScorer, mc_messages, parse_answer
+from entigraph.evaluation.answers import exact_match, normalize_answer
+from entigraph.evaluation.scoring import LMScorer, mc_messages, parse_answer
 
 CONTEXT = "The Harbour Guild of Lumen Bay built the tidal clock in 1887. " * 4
 MC = Question("q1", "d", "Who built the tidal clock?",

@@ -70,7 +70,7 @@ def test_report_has_the_comparison_escapes_text_and_notes_missing_stages(run_cfg
 
 
 def test_the_report_opens_with_the_verdict_in_both_directions():
-    from entigraph.eval.report import verdict
+    from entigraph.evaluation.report import verdict
 
     results = fake_results()
     results["conditions"]["cpt_rag"] = results["conditions"]["base_rag"] | {"accuracy": 0.5}

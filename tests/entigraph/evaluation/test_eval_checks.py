@@ -12,8 +12,8 @@ import pytest
 from entigraph import artifacts
 from entigraph.config import RunConfig
 from entigraph.corpus import load_corpus
-from entigraph.eval import compare
-from entigraph.eval.forgetting import held_out_replay
+from entigraph.evaluation import compare
+from entigraph.evaluation.forgetting import held_out_replay
 from entigraph.io import read_json, write_json, write_jsonl
 from entigraph.records import to_dict
 from entigraph.stages import eval as eval_stage
@@ -164,7 +164,7 @@ def test_a_model_another_run_is_scoring_is_left_for_last_then_read_from_the_cach
 
     from filelock import FileLock
 
-    from entigraph.eval.cache import EvalCache
+    from entigraph.evaluation.cache import EvalCache
 
     run_cfg.eval.conditions = ["base_closed", "cpt_closed"]
     run_cfg.eval.forgetting_blocks = 0
