@@ -1,4 +1,4 @@
-"""Near-duplicate filtering (entigraph.filters.near_duplicates: MinHash LSH on word 5-grams) at scale.
+"""Near-duplicate filtering (entigraph.minhash.near_duplicates: MinHash LSH on word 5-grams) at scale.
 
     .venv/bin/python bench/dedup_minhash.py [--n 100000] [--dup-share 0.1] [--threshold 0.8]
 
@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from entigraph.filters import SHINGLE_N, MinHasher, near_duplicates, shingle_hashes
+from entigraph.minhash import SHINGLE_N, MinHasher, near_duplicates, shingle_hashes
 from entigraph.text import words
 
 TEMPLATES = [

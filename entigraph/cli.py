@@ -103,7 +103,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "study":
         return _study(args)
     from .config import load_config
-    from .pipeline import run_all, run_lock, run_stage, save_config
+    from .locks import run_lock
+    from .pipeline import run_all, run_stage, save_config
 
     start = time.perf_counter()
     done: dict = {}
@@ -113,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "run":
             run_all(cfg, start=args.start, force=args.force)
         else:
-            with run_lock(cfg):
+            with run_lock(cfg.out):
                 save_config(cfg)
                 run_stage(cfg, args.command, force=args.force)
 

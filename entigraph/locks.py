@@ -16,6 +16,7 @@ A cache shared with other machines is out of sight: their builders look like no 
 
 from __future__ import annotations
 
+import fcntl
 import os
 import sys
 import time
@@ -23,6 +24,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from .errors import EntigraphError
 from .secrets import mask
 
 Echo = Callable[[str], None]
@@ -205,3 +207,50 @@ def _last_change(folder: Path) -> float:
         except OSError:
             continue
     return max(times)
+
+
+# ---------------------------------------------------------------------------------------------
+# The run folder's lock: one writer per runs/<name>/ (an flock on its .lock, holding the PID)
+
+_HELD: set[str] = set()
+
+
+@contextmanager
+def run_lock(folder: Path) -> Iterator[None]:
+    """One writer per run folder. Re-entrant within a process; under the deepspeed launcher only
+    rank 0 takes it (every rank runs the train stage)."""
+    key = str(folder.resolve())
+    if os.environ.get("RANK", "0") != "0" or key in _HELD:
+        yield
+        return
+    folder.mkdir(parents=True, exist_ok=True)
+    fd = os.open(folder / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # the kernel releases it when its holder dies
+    except BlockingIOError:
+        holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "unknown"
+        os.close(fd)
+        raise EntigraphError(f"{folder} is being written by another entigraph process (PID {holder}); "
+                             "wait for it to finish or stop it") from None
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, str(os.getpid()).encode(), 0)
+    _HELD.add(key)
+    try:
+        yield
+    finally:
+        _HELD.discard(key)
+        os.ftruncate(fd, 0)
+        os.close(fd)
+
+
+def run_held(folder: Path) -> bool:
+    """Whether another process holds the folder's run lock (a study's worker beside this one)."""
+    path = folder / ".lock"
+    return path.is_file() and any(pid != os.getpid() for pid in flock_holders(path))
+
+
+def wait_for_run(folder: Path) -> None:
+    """Until the process that holds the folder's run lock lets go of it (ends or dies)."""
+    with open(folder / ".lock") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        fcntl.flock(f, fcntl.LOCK_UN)

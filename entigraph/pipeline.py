@@ -2,7 +2,7 @@
 
 A stage is complete when its folder holds ``.done.json`` with a fingerprint of what it depends on:
 its settings, the files it reads (the corpus, question and replay files; every earlier stage's
-outputs, by name, size and modification time) and the fingerprint of the stage before it. Change a
+outputs, all by content) and the fingerprint of the stage before it. Change a
 setting or an input and that stage and everything after it rerun. A stage's marker is removed
 before it writes anything, so a killed stage is never complete; interrupted stages resume from
 their own files (synthesis store, training checkpoints). One process at a time writes a run
@@ -30,7 +30,7 @@ from .artifacts import STAGES, stage_dir
 from .config import RunConfig
 from .errors import EntigraphError
 from .io import atomic_path, file_sha256, read_json, read_jsonl, write_json
-from .locks import file_lock
+from .locks import file_lock, run_lock
 
 
 def uses_backend(cfg: RunConfig, stage: str) -> bool:
@@ -90,14 +90,59 @@ def _external_inputs(cfg: RunConfig, stage: str) -> list[str]:
     }.get(stage, [])
 
 
-def _stat_files(files: Iterable[Path]) -> list[tuple[str, int, int]]:
-    out = []
+HASH_CACHE = ".input-hashes.json"  # under run_dir: content hashes of the files outside the runs
+RACY_NS = 2_000_000_000  # a file changed this recently may change again within the same timestamp tick
+
+
+def _hasher():
+    try:
+        import xxhash
+
+        return "xxh3", xxhash.xxh3_128
+    except ImportError:  # xxhash comes with `datasets`; sha256 keeps fingerprints working without it
+        return "sha256", hashlib.sha256
+
+
+def content_hash(path: Path) -> str:
+    """A fast hash of the file's bytes, named by its algorithm ("xxh3:...")."""
+    name, new = _hasher()
+    h = new()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+    return f"{name}:{h.hexdigest()}"
+
+
+def _hash_files(files: Iterable[Path], cache_path: Path | None) -> list[tuple[str, str]]:
+    """(path, content hash) of each file; (path, why not) for one that cannot be read. Hashes are
+    remembered in `cache_path`, keyed by path, size, mtime, ctime and inode: ctime changes on every
+    write and `touch` cannot set it back, so an edit that keeps size and mtime is still seen. A file
+    changed within RACY_NS of now is not remembered (a second edit could share its timestamps)."""
+    try:
+        memo = read_json(cache_path) if cache_path and cache_path.is_file() else {}
+    except (OSError, ValueError):
+        memo = {}
+    out, changed, now = [], False, time.time_ns()
     for f in files:
         try:
             st = f.stat()
-            out.append((str(f), st.st_size, st.st_mtime_ns))
-        except OSError:
-            out.append((str(f), -1, -1))
+            key = [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino]
+            known = memo.get(str(f))
+            if known and known[:4] == key:
+                out.append((str(f), known[4]))
+                continue
+            digest = content_hash(f)
+        except OSError as e:  # unreadable: the stage itself reports it; a change of state still reruns it
+            out.append((str(f), f"unreadable: {e.strerror or type(e).__name__}"))
+            continue
+        out.append((str(f), digest))
+        if now - max(st.st_mtime_ns, st.st_ctime_ns) > RACY_NS:
+            memo[str(f)], changed = key + [digest], True
+    if changed and cache_path is not None and cache_path.parent.is_dir():
+        try:
+            write_json(cache_path, memo)
+        except OSError:  # only a cache: the next run hashes again
+            pass
     return out
 
 
@@ -128,8 +173,8 @@ def output_hashes(cfg: RunConfig, stage: str) -> dict[str, list]:
 
 
 def input_digest(cfg: RunConfig, stage: str) -> list:
-    """What a stage reads: every earlier stage's files by content, and the files outside the run
-    folder (corpus, questions, replay) by path, size and mtime. Any change of input reruns it."""
+    """What a stage reads: every earlier stage's files and the files outside the run folder
+    (corpus, questions, replay), all by content. Any change of input reruns it."""
     from .corpus import list_files
 
     index = STAGES.index(stage)
@@ -137,9 +182,11 @@ def input_digest(cfg: RunConfig, stage: str) -> list:
     external = [p for p in _external_inputs(cfg, stage) if p]
     try:
         listed, skipped = list_files(external)
-        return [earlier, _stat_files(listed + [Path(s["file"]) for s in skipped])]
     except EntigraphError as e:  # a missing input: the stage itself reports it when it runs
         return [earlier, str(e)]
+    files = listed + [Path(s["file"]) for s in skipped if Path(s["file"]).is_file()]
+    folders = sorted(s["file"] + ": " + s["reason"] for s in skipped if not Path(s["file"]).is_file())
+    return [earlier, _hash_files(files, Path(cfg.run_dir) / HASH_CACHE), folders]
 
 
 def fingerprint(cfg: RunConfig, stage: str) -> str:
@@ -171,7 +218,7 @@ def stage_function(stage: str) -> tuple[Callable[[RunConfig], dict], Callable[[d
 
 
 def run_stage(cfg: RunConfig, stage: str, force: bool = False, echo: Callable[[str], None] = print) -> dict:
-    with run_lock(cfg):
+    with run_lock(cfg.out):
         return _run_stage(cfg, stage, force, echo)
 
 
@@ -195,6 +242,8 @@ def _compute(cfg: RunConfig, stage: str, expected: str, echo: Callable[[str], No
     echo(f"[{stage}] running")
     run, lines = stage_function(stage)
     clean_temporary_files(stage_dir(cfg.out, stage))
+    if os.environ.get("RANK", "0") == "0":
+        _unshare(stage_dir(cfg.out, stage))  # a reused stage's shared files: never written through
     start = time.perf_counter()
     try:
         summary = run(cfg) or {}
@@ -241,9 +290,14 @@ def _record_attempt(cfg: RunConfig, stage: str, fp: str, seconds: float, outcome
 
 # ---------------------------------------------------------------------------------------------
 # The stage cache: a finished stage folder stored by fingerprint, so runs that share a stage's
-# settings and inputs (the recipes of a study) run it once. Files are hard links, not copies.
+# settings and inputs (the recipes of a study) run it once. An entry never changes once stored:
+# runs get their own copies (a reflink where the file system has them, so no data is copied), and
+# only large files that no SQLite writer opens (model weights) are shared, as read-only hard links
+# that a stage replaces by a private copy before it writes (`_unshare`), never writes through.
 
 CACHED = ("extract", "synthesize", "filter", "train", "eval")  # report embeds the run's name: cheap to redo
+SHARE_BYTES = 64 << 20  # files at least this large may be shared read-only instead of copied
+FICLONE = 0x40049409  # Linux ioctl: the destination shares the source's blocks, copy-on-write
 
 
 def cache_entry(cfg: RunConfig, stage: str, fp: str) -> Path:
@@ -264,14 +318,53 @@ def _cache_lock(cfg: RunConfig, stage: str, fp: str, echo: Callable[[str], None]
         yield
 
 
-def _link_tree(src: Path, dst: Path) -> None:
-    def link(a: str, b: str) -> None:
+def copy_file(src: Path, dst: Path) -> None:
+    """A private copy of `src` at `dst` with its modification time (the marker's hashes stay valid):
+    a reflink where the file system has them, else a plain copy. Never a link."""
+    st = src.stat()
+    with open(src, "rb") as fin, open(dst, "wb") as fout:
         try:
-            os.link(a, b)
-        except OSError:  # another file system
-            shutil.copy2(a, b)
+            fcntl.ioctl(fout.fileno(), FICLONE, fin.fileno())
+        except OSError:  # ext4, tmpfs, another file system: copy the bytes
+            shutil.copyfileobj(fin, fout, 1 << 20)
+    os.chmod(dst, 0o644)
+    os.utime(dst, ns=(st.st_atime_ns, st.st_mtime_ns))
 
-    shutil.copytree(src, dst, copy_function=link, ignore=shutil.ignore_patterns("checkpoints", "*.tmp", ".lock"))
+
+def _shareable(src: Path) -> bool:
+    """Large, and not an SQLite store (SQLite writes in place: it is never shared)."""
+    if src.stat().st_size < SHARE_BYTES or ".sqlite" in src.name or src.name.endswith((".db", "-wal", "-shm")):
+        return False
+    with open(src, "rb") as f:
+        return not f.read(16).startswith(b"SQLite format 3")
+
+
+def _clone_tree(src: Path, dst: Path) -> None:
+    """`src` as a new folder `dst` (see the section comment: copies, or read-only links of large files)."""
+    def clone(a: str, b: str) -> None:
+        a_path, b_path = Path(a), Path(b)
+        if _shareable(a_path):
+            try:
+                os.chmod(a_path, 0o444)  # the inode both names share: read-only for everyone
+                os.link(a_path, b_path)
+                return
+            except OSError:  # another file system
+                pass
+        copy_file(a_path, b_path)
+
+    shutil.copytree(src, dst, copy_function=clone, ignore=shutil.ignore_patterns("checkpoints", "*.tmp", ".lock"))
+
+
+def _unshare(folder: Path) -> None:
+    """Replace every file of `folder` that has another name (a cache entry's read-only link) by a
+    private copy, so the stage about to write here cannot change the entry or another run."""
+    if not folder.is_dir():
+        return
+    for f in folder.rglob("*"):
+        if f.is_file() and not f.is_symlink() and f.stat().st_nlink > 1:
+            tmp = f.with_name(f".{f.name}.unshare.tmp")
+            copy_file(f, tmp)
+            os.replace(tmp, f)
 
 
 def _store(cfg: RunConfig, stage: str, fp: str) -> None:
@@ -281,7 +374,10 @@ def _store(cfg: RunConfig, stage: str, fp: str) -> None:
     tmp = entry.with_name(f".{fp}.{os.getpid()}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     entry.parent.mkdir(parents=True, exist_ok=True)
-    _link_tree(stage_dir(cfg.out, stage), tmp)
+    _clone_tree(stage_dir(cfg.out, stage), tmp)
+    for f in tmp.rglob("*"):
+        if f.is_file():
+            os.chmod(f, 0o444)  # an entry is never written: refuse writers that are not root
     try:
         tmp.rename(entry)
     except OSError:  # another process stored it first
@@ -289,15 +385,15 @@ def _store(cfg: RunConfig, stage: str, fp: str) -> None:
 
 
 def _reuse(cfg: RunConfig, stage: str, fp: str) -> bool:
-    """Replace the stage folder by the cached one for `fp`, if there is one."""
+    """Replace the stage folder by a copy of the cached one for `fp`, if there is one."""
     entry = cache_entry(cfg, stage, fp)
     if stage not in CACHED or not (entry / ".done.json").is_file():
         return False
     folder = stage_dir(cfg.out, stage)
     shutil.rmtree(folder, ignore_errors=True)
-    _link_tree(entry, folder)
+    _clone_tree(entry, folder)
     if stage == "eval":  # the eval stage also writes the run's results.json
-        shutil.copy2(folder / "results.json", cfg.out / "results.json")
+        copy_file(folder / "results.json", cfg.out / "results.json")
     _record_attempt(cfg, stage, fp, 0.0, "reused")
     return True
 
@@ -316,40 +412,9 @@ def clean_temporary_files(folder: Path) -> None:
             f.unlink(missing_ok=True)
 
 
-@contextmanager
-def run_lock(cfg: RunConfig):
-    """One writer per run folder. Re-entrant within a process; under the deepspeed launcher only
-    rank 0 takes it (every rank runs the train stage)."""
-    if os.environ.get("RANK", "0") != "0" or str(cfg.out.resolve()) in _HELD:
-        yield
-        return
-    cfg.out.mkdir(parents=True, exist_ok=True)
-    path = cfg.out / ".lock"
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # the kernel releases it when its holder dies
-    except BlockingIOError:
-        holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "unknown"
-        os.close(fd)
-        raise EntigraphError(f"{cfg.out} is being written by another entigraph process (PID {holder}); "
-                             "wait for it to finish or stop it") from None
-    os.ftruncate(fd, 0)
-    os.pwrite(fd, str(os.getpid()).encode(), 0)
-    _HELD.add(str(cfg.out.resolve()))
-    try:
-        yield
-    finally:
-        _HELD.discard(str(cfg.out.resolve()))
-        os.ftruncate(fd, 0)
-        os.close(fd)
-
-
-_HELD: set[str] = set()
-
-
 def run_all(cfg: RunConfig, start: str | None = None, force: bool = False,
             echo: Callable[[str], None] = print) -> dict[str, dict]:
-    with run_lock(cfg):
+    with run_lock(cfg.out):
         save_config(cfg)
         stages = STAGES[STAGES.index(start):] if start else STAGES
         return {stage: run_stage(cfg, stage, force=force, echo=echo) for stage in stages}

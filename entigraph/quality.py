@@ -1,6 +1,6 @@
 """The data report: how the filters changed the synthetic corpus, measured before and after.
 
-Metrics (all on word tokens, see filters.words):
+Metrics (all on word tokens, see text.words):
 - distinct-n (Li et al. 2016): unique / total word n-grams over the whole set, n = 1, 2, 3.
 - self-BLEU (Zhu et al. 2018): mean BLEU-4 of each sampled passage against the other sampled
   passages as references, implemented here (uniform weights, clipped counts, brevity penalty to the
@@ -9,9 +9,9 @@ Metrics (all on word tokens, see filters.words):
 - compression ratio: raw bytes / gzip bytes of the concatenated passages. Higher = more redundant.
 - near-duplicate rate: share of passages that are MinHash near-duplicates of an earlier one.
 - copy rate: share of word 13-grams (the GPT-3 contamination length) found verbatim in the corpus.
-- invented-name rate: invented / candidate names (filters.invented_names), pooled.
+- invented-name rate: invented / candidate names (text.invented_names), pooled.
 - entity / edge coverage: share of graph entities mentioned in some passage, and of graph edges
-  whose two entities are both mentioned in one passage (names and aliases, filters.EntityIndex).
+  whose two entities are both mentioned in one passage (names and aliases, entities.index.EntityIndex).
 - embedding coverage: share of source passages whose nearest synthetic passage has cosine >=
   filter.coverage_threshold (optional: needs an embedding function).
 - source-unit coverage (entigraph/facts/coverage.py), per synthesis mode and for all modes, before
@@ -37,8 +37,9 @@ from typing import Any
 import numpy as np
 
 from .config import FilterConfig
-from .filters import FilterContext, Judge, Outcome, SentenceSupport, invented_names, near_duplicates
-from .text import ngram_hashes, words
+from .filters import FilterContext, Judge, Outcome, SentenceSupport
+from .minhash import near_duplicates
+from .text import invented_names, ngram_hashes, words
 from .records import Document, Entity, Passage, SynthPassage
 
 COPY_N = 13

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import itertools
 import re
+import statistics
+from collections.abc import Iterable
 
 _WORD = re.compile(r"\w+")
 # A sentence ends with . ! or ? and optional closing quotes/brackets, before whitespace or the end.
@@ -195,3 +197,33 @@ def stem(word: str) -> str:
 def content_words(text: str) -> list[str]:
     """Stemmed words that are neither function words nor numbers, in order (repeats kept)."""
     return [stem(w) for w in words(text) if len(w) > 1 and w not in FUNCTION_WORDS and not w.isdigit()]
+
+def noise_found(text: str, terms: Iterable[str]) -> list[str]:
+    """The noise terms that occur in `text` (shared with SELF-GUIDE's example gates)."""
+    return [t for t in terms if t and t in text]
+
+
+def length_bounds(lengths: list[int], sigma: float, ddof: int = 0) -> tuple[float, float]:
+    """mean ± sigma·sd of a reference distribution of lengths. ddof=1 (sample sd) for a handful of
+    seed examples (SELF-GUIDE); ddof=0 for the many outputs of a synthesis run."""
+    mean = statistics.fmean(lengths)
+    sd = 0.0 if len(lengths) <= ddof else (statistics.stdev if ddof else statistics.pstdev)(lengths)
+    return mean - sigma * sd, mean + sigma * sd
+
+
+def invented_names(text: str, vocab: set[str]) -> tuple[list[str], list[str]]:
+    """(candidate names, invented ones): a name is invented when one of its words occurs nowhere
+    in the corpus. Quoting the source therefore never counts as invention."""
+    candidates = name_candidates(text)
+    invented = [c for c in candidates if any(w not in vocab for w in words(c))]
+    return candidates, invented
+
+
+def echo_share(text: str, prompt: str, corpus_grams: set[int]) -> float:
+    """Share of the output's word 8-grams that occur in the prompt but not in the corpus: copied
+    from the instructions/template. Copying the source context is measured as copy rate instead."""
+    out = ngram_hashes(words(text), ECHO_N)
+    if not out or not prompt:
+        return 0.0
+    template = set(ngram_hashes(words(prompt), ECHO_N)) - corpus_grams
+    return sum(g in template for g in out) / len(out)

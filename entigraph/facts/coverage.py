@@ -12,7 +12,7 @@ import math
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping
 
-from ..filters import invented_names
+from ..text import invented_names
 from ..text import sentences
 from .support import Claim, Evidence, SupportGate, is_scaffold, name_present, strip_markup
 from .units import SourceUnit, UnitIndex

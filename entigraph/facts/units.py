@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..filters import EntityIndex
+from ..entities.index import EntityIndex
 from ..records import Document, Entity, from_dict
 from ..text import (
     content_words,

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 import unicodedata
 
-from ..filters import near_duplicates
+from ..minhash import near_duplicates
 
 NEAR_DUP_THRESHOLD = 0.8
 NUM_PERM = 128
@@ -27,7 +27,7 @@ def normal_words(text: str) -> list[str]:
 def find_duplicates(texts: list[str], threshold: float = NEAR_DUP_THRESHOLD) -> list[tuple[int, str, float] | None]:
     """For each text in order: None when it is kept, else (index of the earlier kept text it
     repeats, "exact" | "near", Jaccard similarity). The synthetic-passage near-dup filter's
-    MinHash LSH (entigraph/filters.py) runs on the normalised words; texts with no words are kept."""
+    MinHash LSH (entigraph/minhash.py) runs on the normalised words; texts with no words are kept."""
     norm = [" ".join(normal_words(t)) for t in texts]
     present = [i for i, t in enumerate(norm) if t]
     hits = near_duplicates([norm[i] for i in present], threshold, NUM_PERM)

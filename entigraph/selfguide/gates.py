@@ -1,5 +1,5 @@
 """SELF-GUIDE's gates on generated examples, built on the shared noise and length checks
-(entigraph/filters.py); each returns why it drops an example.
+(entigraph/text.py); each returns why it drops an example.
 
 Inputs: empty, exact duplicate (of a seed example or an earlier input), noise term, length.
 Outputs (generation tasks): empty, noise term, length. Lengths are words and must lie within
@@ -12,7 +12,7 @@ from __future__ import annotations
 import random
 from collections import defaultdict
 
-from ..filters import length_bounds, noise_found
+from ..text import length_bounds, noise_found
 from .settings import SGFilterConfig
 from .tasks import Task
 

@@ -27,7 +27,7 @@ from ..synthesis.store import Store
 def run(cfg: RunConfig, progress: bool = True) -> dict[str, Any]:
     """The synthesize stage (see the module docstring for what it writes). A run in which every
     request failed raises: it is not complete, and a rerun retries the failed requests."""
-    from ..pipeline import run_lock
+    from ..locks import run_lock
 
     out = artifacts.stage_dir(cfg.out, "synthesize")
     out.mkdir(parents=True, exist_ok=True)
@@ -35,7 +35,7 @@ def run(cfg: RunConfig, progress: bool = True) -> dict[str, Any]:
     entities, graph = artifacts.entities(cfg.out), artifacts.graph(cfg.out)
     templates = load_templates(cfg.synthesis.templates_dir, cfg.synthesis.modes)
     check_per_doc(cfg)
-    with run_lock(cfg):  # two writers would both generate the same pending tasks
+    with run_lock(cfg.out):  # two writers would both generate the same pending tasks
         executor = None
         if not needs_backend(cfg.synthesis.modes):
             backend = NoBackend()

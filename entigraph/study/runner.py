@@ -15,7 +15,6 @@ checked: no reported question's document, and no reporting run's document, is a 
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import os
 import signal
@@ -29,7 +28,7 @@ import numpy as np
 from .. import pipeline
 from ..errors import EntigraphError
 from ..io import read_json, read_jsonl, write_json
-from ..locks import file_lock, flock_holders
+from ..locks import file_lock, run_held, run_lock, wait_for_run
 from ..processes import run_to_end
 from .config import Recipe, StudyConfig
 from .plan import CONTROL, Planner, RunSpec, apply, grid_points, study_dir
@@ -103,7 +102,7 @@ class Study:
     def run(self) -> dict[str, RunSpec]:
         start = time.time()
         for name, entry in self.state["runs"].items():  # an earlier invocation was stopped while it ran these
-            if entry.get("status") == "running" and self.execute_runs and not self._held(name):
+            if entry.get("status") == "running" and self.execute_runs and not run_held(self.dir / name):
                 entry["status"] = "interrupted"
                 self.mine["runs"].add(name)
         self.invocation = {"started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "id": f"{os.getpid()}-{time.time_ns()}",
@@ -190,9 +189,9 @@ class Study:
 
     def _execute(self, spec: RunSpec, stages: tuple[str, ...]) -> None:
         cfg = self.planner.config(spec)
-        if self.execute_runs and self._held(spec.name):
+        if self.execute_runs and run_held(self.dir / spec.name):
             self.echo(f"[study] {spec.name}: another invocation is running it; waiting for it to finish")
-            self._wait_for(spec.name)
+            wait_for_run(self.dir / spec.name)
         entry = self.state["runs"].setdefault(spec.name, {})
         self.mine["runs"].add(spec.name)
         entry.update(recipe=spec.recipe, role=spec.role, probes=spec.probes, point=spec.point,
@@ -209,7 +208,7 @@ class Study:
         clock = time.perf_counter()
         try:
             if self.executor == "inline":
-                with pipeline.run_lock(cfg):
+                with run_lock(cfg.out):
                     pipeline.save_config(cfg)
                     for stage in stages:
                         pipeline.run_stage(cfg, stage, echo=self.echo)
@@ -227,16 +226,6 @@ class Study:
                      seconds=round(time.perf_counter() - clock, 2))
         self.ran.append(spec.name)
         self._save_state()
-
-    def _held(self, name: str) -> bool:
-        """Whether another process holds the run's lock (a worker of an invocation beside this one)."""
-        path = self.dir / name / ".lock"
-        return path.is_file() and any(pid != os.getpid() for pid in flock_holders(path))
-
-    def _wait_for(self, name: str) -> None:
-        with open(self.dir / name / ".lock") as f:  # the kernel lets go when the holder ends or dies
-            fcntl.flock(f, fcntl.LOCK_EX)
-            fcntl.flock(f, fcntl.LOCK_UN)
 
     def kept_tokens(self, spec: RunSpec) -> int:
         """Tokens of the run's kept synthetic passages, with models.base's tokenizer (memoised by

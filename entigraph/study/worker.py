@@ -15,14 +15,15 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     from ..config import load_config
     from ..errors import run_reporting_errors
-    from ..pipeline import run_lock, run_stage, save_config
+    from ..locks import run_lock
+    from ..pipeline import run_stage, save_config
     from ..processes import quiet_libraries
 
     quiet_libraries()
 
     def work() -> None:
         cfg = load_config(argv[0])
-        with run_lock(cfg):
+        with run_lock(cfg.out):
             save_config(cfg)
             for stage in argv[1].split(","):
                 run_stage(cfg, stage)

@@ -6,8 +6,9 @@ from entigraph.backends.base import Generation
 from entigraph.config import FilterConfig
 from entigraph.filters import (
     Echo, Empty, Failed, FilterContext, Grounding, Judge, Length, NearDup, Noise, Repetition,
-    Truncated, apply_filters, dup_line_ratio, dup_ngram_share, top_ngram_share,
+    Truncated, apply_filters,
 )
+from entigraph.filters.repetition import dup_line_ratio, dup_ngram_share, top_ngram_share
 from entigraph.records import Document, Entity, Passage, SynthPassage
 from entigraph.stages.filter import build_filters
 from entigraph.text import name_candidates, words

@@ -15,6 +15,7 @@ from synth_inputs import tiny_config, write_inputs
 
 import entigraph.stages.synthesize as synthesize
 from entigraph import pipeline
+from entigraph.locks import run_lock
 from entigraph.artifacts import STAGES
 from entigraph.backends.base import Generation
 from entigraph.cli import main
@@ -83,9 +84,9 @@ def test_a_second_process_is_refused_with_the_holders_pid(tmp_path):
     holder = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
         import sys, time
         from entigraph.config import load_config
-        from entigraph.pipeline import run_lock
+        from entigraph.locks import run_lock
         cfg = load_config(None, ["run_dir={tmp_path / 'runs'}", "name=t"])
-        with run_lock(cfg):
+        with run_lock(cfg.out):
             print("locked", flush=True)
             time.sleep(60)
     """)], stdout=subprocess.PIPE, text=True)
@@ -178,13 +179,13 @@ def test_sigkilled_writer_leaves_a_lock_nobody_holds(tmp_path):
     holder = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
         import time
         from entigraph.config import load_config
-        from entigraph.pipeline import run_lock
-        with run_lock(load_config(None, ["run_dir={tmp_path / 'runs'}", "name=t"])):
+        from entigraph.locks import run_lock
+        with run_lock(load_config(None, ["run_dir={tmp_path / 'runs'}", "name=t"]).out):
             print("locked", flush=True)
             time.sleep(60)
     """)], stdout=subprocess.PIPE, text=True)
     assert holder.stdout.readline().strip() == "locked"
     os.kill(holder.pid, signal.SIGKILL)
     holder.wait()
-    with pipeline.run_lock(cfg):
+    with run_lock(cfg.out):
         assert (cfg.out / ".lock").read_text() == str(os.getpid())

@@ -2,7 +2,7 @@
 
 from entigraph.selfguide.annotate import vote
 from entigraph.selfguide.settings import SGFilterConfig
-from entigraph.filters import length_bounds
+from entigraph.text import length_bounds
 from entigraph.selfguide.gates import InputFilter, OutputFilter, balance
 from entigraph.selfguide.metrics import map_label
 from entigraph.selfguide.tasks import Task, clean_output
