@@ -10,12 +10,16 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
+# Outputs are readable by the group and others (a shared runs/ across nodes, cards read by tools);
+# mkstemp makes 0600 files, so every writer sets this. A file that holds a secret passes 0o600.
+FILE_MODE = 0o644
+
 
 @contextmanager
-def atomic_path(path: str | Path, suffix: str = ".tmp") -> Iterator[Path]:
+def atomic_path(path: str | Path, suffix: str = ".tmp", mode: int = FILE_MODE) -> Iterator[Path]:
     """A unique temporary path beside `path` (two writers never share one); it replaces `path` when
-    the block succeeds and is removed when it fails. A kill leaves only a `*.tmp` file, which the
-    stage that owns the folder removes when it starts again."""
+    the block succeeds, with permissions `mode`, and is removed when it fails. A kill leaves only a
+    `*.tmp` file, which the stage that owns the folder removes when it starts again."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=path.suffix + suffix)
@@ -23,12 +27,13 @@ def atomic_path(path: str | Path, suffix: str = ".tmp") -> Iterator[Path]:
     tmp = Path(name)
     try:
         yield tmp
+        os.chmod(tmp, mode)
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
 
 
-def write_json(path: str | Path, obj: Any) -> None:
+def write_json(path: str | Path, obj: Any, mode: int = FILE_MODE) -> None:
     """Write JSON atomically (temp file + rename), so a kill never leaves half a file."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -37,6 +42,7 @@ def write_json(path: str | Path, obj: Any) -> None:
         json.dump(obj, f, indent=2, ensure_ascii=False, default=str)
         f.flush()
         os.fsync(f.fileno())
+        os.fchmod(f.fileno(), mode)
     os.replace(tmp, path)
 
 
@@ -54,7 +60,7 @@ def read_json(path: str | Path) -> Any:
         return json.load(f)
 
 
-def write_jsonl(path: str | Path, rows: Iterable[dict]) -> int:
+def write_jsonl(path: str | Path, rows: Iterable[dict], mode: int = FILE_MODE) -> int:
     """Write rows atomically; returns the number written."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -66,6 +72,7 @@ def write_jsonl(path: str | Path, rows: Iterable[dict]) -> int:
             n += 1
         f.flush()
         os.fsync(f.fileno())
+        os.fchmod(f.fileno(), mode)
     os.replace(tmp, path)
     return n
 
