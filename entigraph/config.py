@@ -72,6 +72,8 @@ class CorpusConfig:
     limit_docs: Positive | None = None  # first N documents only (dev runs), counted after skip_docs
     passage_words: Positive = 180  # passage window for extraction, co-occurrence and local context
     passage_overlap: NonNegative = 30  # words shared by consecutive passages (< passage_words)
+    license: str | None = None  # the documents' license (a Hub id: cc-by-4.0, ...), for the cards; demo: cc0-1.0
+    hub_dataset: str | None = None  # the Hub id the exported corpus is published under: the model card's datasets
 
 
 @dataclass
