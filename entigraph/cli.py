@@ -7,18 +7,10 @@ import sys
 import time
 
 from . import __version__
-from .artifacts import STAGES
 from .errors import run_reporting_errors
 from .processes import quiet_libraries
+from .stages import PIPELINE, STAGES
 
-STAGE_HELP = {
-    "extract": "load the corpus, extract entities, build the knowledge graph",
-    "synthesize": "write synthetic passages about entity pairs and triples (resumable)",
-    "filter": "apply the quality gates and write the data report",
-    "train": "continue pretraining the base model (DeepSpeed)",
-    "eval": "compare base / continued-pretrained, closed-book / RAG",
-    "report": "write runs/<name>/report.html",
-}
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -41,8 +33,8 @@ def _parser() -> argparse.ArgumentParser:
 
     run = add("run", "run every stage in order, skipping the complete ones")
     run.add_argument("--from", dest="start", choices=STAGES, help="start at this stage")
-    for stage in STAGES:
-        add(stage, STAGE_HELP[stage])
+    for stage in PIPELINE:
+        add(stage.name, stage.help)
     study = sub.add_parser("study", help="compare recipes: tune each on held-out documents, report with tests",
                            description="Run a study (configs/studies/): every recipe tuned on the tuning documents, "
                            "then run on the reporting documents; shared stages run once; resumable. Writes "

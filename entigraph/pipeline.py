@@ -18,59 +18,28 @@ import os
 import shutil
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
-from types import ModuleType
 from typing import Callable, Iterable
 
 import yaml
 
-from . import stages
-from .artifacts import STAGES, stage_dir
+from .artifacts import stage_dir
 from .config import RunConfig
 from .errors import EntigraphError
 from .io import atomic_path, file_sha256, read_json, read_jsonl, write_json
 from .locks import file_lock, run_lock
+from .stages import BY_NAME, MODULE, PIPELINE, STAGES
 
 
 def uses_backend(cfg: RunConfig, stage: str) -> bool:
     """Whether a stage calls the `backend:` model, so its settings belong in that stage's fingerprint."""
-    return {
-        "extract": cfg.entities.extractor in ("llm", "hybrid"),
-        "synthesize": True,
-        "filter": cfg.filter.judge,
-        "eval": cfg.eval.answer_mode == "generate",
-    }.get(stage, False)
+    return BY_NAME[stage].uses_backend(cfg)
 
 
 def model_stages(cfg: RunConfig) -> list[str]:
-    """The stages that will load the `backend:` model (synthesis only for modes that need a
-    generator): `make demo` builds vLLM's environment only when this is not empty."""
-    from .synthesis.faithful import needs_backend
-
-    return [s for s in STAGES if uses_backend(cfg, s) and (s != "synthesize" or needs_backend(cfg.synthesis.modes))]
-
-
-@dataclass(frozen=True)
-class Stage:
-    name: str
-    module: ModuleType  # run(cfg) -> dict, and optionally summary_lines(summary)
-    sections: tuple[str, ...]  # config sections whose change invalidates this stage (besides `backend`)
-
-    def inputs(self, cfg: RunConfig) -> tuple[str, ...]:
-        return self.sections + (("backend",) if uses_backend(cfg, self.name) else ())
-
-
-PIPELINE = (
-    Stage("extract", stages.extract, ("seed", "corpus", "entities", "models.spacy")),
-    Stage("synthesize", stages.synthesize, ("synthesis",)),
-    Stage("filter", stages.filter, ("filter", "models.embedder")),
-    Stage("train", stages.train, ("train", "models.base")),
-    Stage("eval", stages.eval, ("eval", "models.base", "models.embedder")),
-    Stage("report", stages.report, ()),
-)
-BY_NAME = {s.name: s for s in PIPELINE}
-assert tuple(BY_NAME) == STAGES
+    """The stages that will load the `backend:` model: `make demo` builds vLLM's environment only
+    when this is not empty."""
+    return [s.name for s in PIPELINE if s.needs_model(cfg)]
 
 
 def _section(cfg: RunConfig, dotted: str):
@@ -78,16 +47,6 @@ def _section(cfg: RunConfig, dotted: str):
     for part in dotted.split("."):
         node = node[part]
     return node
-
-
-def _external_inputs(cfg: RunConfig, stage: str) -> list[str]:
-    """Paths outside the run folder that a stage reads."""
-    return {
-        "extract": list(cfg.corpus.paths),
-        "synthesize": [cfg.synthesis.templates_dir] if cfg.synthesis.templates_dir else [],
-        "train": list(cfg.train.replay.paths) + list(cfg.train.anneal_paths),
-        "eval": list(cfg.eval.questions),
-    }.get(stage, [])
 
 
 HASH_CACHE = ".input-hashes.json"  # under run_dir: content hashes of the files outside the runs
@@ -179,7 +138,7 @@ def input_digest(cfg: RunConfig, stage: str) -> list:
 
     index = STAGES.index(stage)
     earlier = {s: {rel: h[2] for rel, h in output_hashes(cfg, s).items()} for s in STAGES[:index]}
-    external = [p for p in _external_inputs(cfg, stage) if p]
+    external = [p for p in BY_NAME[stage].external_inputs(cfg) if p]
     try:
         listed, skipped = list_files(external)
     except EntigraphError as e:  # a missing input: the stage itself reports it when it runs
@@ -213,7 +172,7 @@ def is_complete(cfg: RunConfig, stage: str) -> bool:
 
 
 def stage_function(stage: str) -> tuple[Callable[[RunConfig], dict], Callable[[dict], list[str]] | None]:
-    module = BY_NAME[stage].module
+    module = MODULE[stage]
     return module.run, getattr(module, "summary_lines", None)
 
 
@@ -259,7 +218,7 @@ def _compute(cfg: RunConfig, stage: str, expected: str, echo: Callable[[str], No
         "outputs": output_hashes(cfg, stage),
     })
     _record_attempt(cfg, stage, expected, seconds, "done")
-    if cfg.stage_cache and stage in CACHED:
+    if cfg.stage_cache and BY_NAME[stage].cached:
         _store(cfg, stage, expected)
     for line in (lines(summary) if lines else []):
         echo(f"[{stage}] {line}")
@@ -295,7 +254,6 @@ def _record_attempt(cfg: RunConfig, stage: str, fp: str, seconds: float, outcome
 # only large files that no SQLite writer opens (model weights) are shared, as read-only hard links
 # that a stage replaces by a private copy before it writes (`_unshare`), never writes through.
 
-CACHED = ("extract", "synthesize", "filter", "train", "eval")  # report embeds the run's name: cheap to redo
 SHARE_BYTES = 64 << 20  # files at least this large may be shared read-only instead of copied
 FICLONE = 0x40049409  # Linux ioctl: the destination shares the source's blocks, copy-on-write
 
@@ -309,7 +267,7 @@ def _cache_lock(cfg: RunConfig, stage: str, fp: str, echo: Callable[[str], None]
     """Held while a cached stage is looked up and computed: another process that needs the same
     output (a recipe of a study run beside this one: EntiGraph's synthesis for its budget curve)
     waits, then reuses it, instead of computing it a second time."""
-    if not cfg.stage_cache or stage not in CACHED or os.environ.get("RANK", "0") != "0":
+    if not cfg.stage_cache or not BY_NAME[stage].cached or os.environ.get("RANK", "0") != "0":
         yield
         return
     path = cache_entry(cfg, stage, fp).with_name(f"{fp}.lock")
@@ -387,7 +345,7 @@ def _store(cfg: RunConfig, stage: str, fp: str) -> None:
 def _reuse(cfg: RunConfig, stage: str, fp: str) -> bool:
     """Replace the stage folder by a copy of the cached one for `fp`, if there is one."""
     entry = cache_entry(cfg, stage, fp)
-    if stage not in CACHED or not (entry / ".done.json").is_file():
+    if not BY_NAME[stage].cached or not (entry / ".done.json").is_file():
         return False
     folder = stage_dir(cfg.out, stage)
     shutil.rmtree(folder, ignore_errors=True)

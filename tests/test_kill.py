@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from entigraph.artifacts import STAGES
+from entigraph.stages import STAGES
 
 KILLED = ("extract", "synthesize", "filter", "train", "eval")
 # Keys that record when or how long, not what: they differ between any two runs.

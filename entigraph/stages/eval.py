@@ -22,6 +22,16 @@ from ..config import RunConfig
 from ..io import write_json, write_jsonl
 from ..locks import file_lock, say
 
+from .spec import StageSpec
+
+STAGE = StageSpec(
+    "eval", "compare base / continued-pretrained, closed-book / RAG",
+    sections=("eval", "models.base", "models.embedder"),
+    outputs=("results.json", "records.jsonl", "retrieval.json", "summary.json"),
+    uses_backend=lambda cfg: cfg.eval.answer_mode == "generate",
+    external_inputs=lambda cfg: list(cfg.eval.questions),
+)
+
 
 def run(cfg: RunConfig) -> dict:
     from ..evaluation.cache import EvalCache, env_disabled
@@ -31,6 +41,7 @@ def run(cfg: RunConfig) -> dict:
     start = time.perf_counter()
     out = artifacts.stage_dir(cfg.out, "eval")
     out.mkdir(parents=True, exist_ok=True)
+    _clear_outputs(out, keep=("index",))  # the outputs are what this run writes; index/ is checked by key
     documents = artifacts.documents(cfg.out)
     questions, notes = questions_for_run(cfg, documents)
     if cfg.eval.probes == "generated" and cfg.eval.generated.paraphrase:
@@ -38,6 +49,7 @@ def run(cfg: RunConfig) -> dict:
         questions += more
         notes.setdefault("generated", {})["paraphrase"] = tally
     plan = plan_models(cfg)
+    _interpolated_models(cfg, plan)
     cache = EvalCache.for_run(cfg) if cfg.eval.cache and not env_disabled() else None
     keys = _Keys(cfg, documents, questions, cache)
     docs = {d.doc_id: d for d in documents}
@@ -86,6 +98,8 @@ def run(cfg: RunConfig) -> dict:
         take(label, path, todo, wait=True)
     records = [r for _, _, conds in plan for cond in conds for r in by_cond[cond]]  # plan order, cached or not
     write_jsonl(out / "records.jsonl", records)
+    if not keys.built_index:  # no retrieval this time, or it came from the cache: an old index is not this run's
+        _clear_outputs(out, only=("index",))
     results = summarize(records, questions, documents, cfg)
     results["forgetting"] = _forgetting(cfg, plan, documents, cache)
     results.update(retrieval=retrieval, notes=notes, seconds=round(time.perf_counter() - start, 2),
@@ -105,6 +119,7 @@ class _Keys:
         from ..evaluation.cache import documents_digest, questions_digest, retrieval_key, scoring_settings
 
         self.cfg, self.documents, self.questions, self.cache = cfg, documents, questions, cache
+        self.built_index = False  # retrieve_contexts ran here (and wrote index/)
         if cache is None:
             return
         self.settings = scoring_settings(cfg)
@@ -162,10 +177,58 @@ class _Keys:
                 write_json(out / "retrieval.json", hit["file"])
                 return {k: tuple(v) for k, v in hit["contexts"].items()}, hit["report"]
         rag, report = retrieve_contexts(self.cfg, self.documents, self.questions, out)
+        self.built_index = True
         if self.cache is not None:
             self.cache.put_json("retrieval", self.rkey, {"contexts": rag, "report": report,
                                                           "file": read_json(out / "retrieval.json")})
         return rag, report
+
+
+def _clear_outputs(out, keep: tuple[str, ...] = (), only: tuple[str, ...] | None = None) -> None:
+    """Remove the stage's earlier outputs (all but hidden files, cards and `keep`; or just `only`),
+    so a rerun with fewer conditions lists no file of the run before (retrieval.json, index/)."""
+    import shutil
+
+    for entry in out.iterdir():
+        name = entry.name
+        if only is not None and name not in only or only is None and (
+                name.startswith(".") or name == "README.md" or name in keep):
+            continue
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry)
+        else:
+            entry.unlink(missing_ok=True)
+
+
+def _interpolated_models(cfg: RunConfig, plan) -> None:
+    """eval.interpolate: write each mix of the base and the trained model once; a folder is
+    rewritten when either model's weights changed (their sizes and times are stamped in it)."""
+    if not getattr(cfg.eval, "interpolate", None):
+        return
+    from pathlib import Path
+
+    from ..evaluation.compare import interpolated_dir
+    from ..io import read_json
+    from ..models import resolve_lm
+    from ..training.interpolate import interpolate_folder
+
+    base = resolve_lm(cfg.models.base, cfg.models.cache_dir)
+    trained = next(path for label, path, _ in plan if label == "cpt")
+
+    def stamp(folder: str) -> list:
+        return sorted([f.name, f.stat().st_size, f.stat().st_mtime_ns] for f in Path(folder).glob("*.safetensors"))
+
+    for alpha in dict.fromkeys(cfg.eval.interpolate):
+        out = interpolated_dir(cfg, alpha)
+        want = {"alpha": alpha, "base": stamp(base), "trained": stamp(trained)}
+        try:
+            if read_json(out / "source.json") == want:
+                continue
+        except (OSError, ValueError):
+            pass
+        say(f"[eval] writing {alpha:g} x trained + {1 - alpha:g} x base to {out}")
+        interpolate_folder(base, trained, alpha, out)
+        write_json(out / "source.json", want)
 
 
 def _paraphrased(cfg: RunConfig, questions) -> tuple[list, dict]:

@@ -23,6 +23,17 @@ if TYPE_CHECKING:
 
 __all__ = ["run", "summary_lines", "load_graph"]
 
+from .spec import StageSpec
+
+STAGE = StageSpec(
+    "extract", "load the corpus, extract entities, build the knowledge graph",
+    sections=("seed", "corpus", "entities", "models.spacy"),
+    outputs=("summary.json", "documents.jsonl", "passages.jsonl", "entities.jsonl", "graph.graphml", "graph.json",
+             "graph.png"),
+    uses_backend=lambda cfg: cfg.entities.extractor in ("llm", "hybrid"),
+    external_inputs=lambda cfg: list(cfg.corpus.paths),
+)
+
 MAX_PROVENANCE = 20  # passage ids stored per edge; the weight keeps the true count
 MAX_FAILURE_DETAILS = 50
 

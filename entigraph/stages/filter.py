@@ -27,6 +27,15 @@ from ..models import resolve_embedder
 from ..quality import Embed, build_report
 from ..records import to_dict
 
+from .spec import StageSpec
+
+STAGE = StageSpec(
+    "filter", "apply the quality gates and write the data report",
+    sections=("filter", "models.embedder"),
+    outputs=("report.json", "kept.jsonl", "dropped.jsonl", "summary.json"),
+    uses_backend=lambda cfg: cfg.filter.judge,
+)
+
 
 def load_embedder(name: str) -> Embed:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")

@@ -7,6 +7,15 @@ from __future__ import annotations
 from ..config import RunConfig
 from ..io import atomic_path
 
+from .spec import StageSpec
+
+STAGE = StageSpec(
+    "report", "write runs/<name>/report.html",
+    sections=(),
+    outputs=(),  # the page is runs/<name>/report.html; the folder holds only its marker
+    cached=False,  # the page names its run: cheap to redo, wrong to share
+)
+
 
 def run(cfg: RunConfig) -> dict:
     from ..evaluation.report import render
@@ -16,9 +25,9 @@ def run(cfg: RunConfig) -> dict:
     path = cfg.out / "report.html"
     with atomic_path(path) as tmp:
         tmp.write_text(page, encoding="utf-8")
-    missing = [name for name, rel in (("eval", "eval/results.json"), ("extract", "extract/summary.json"),
-                                      ("synthesize", "synthesize/summary.json"), ("filter", "filter/report.json"),
-                                      ("train", "train/loss.png")) if not (cfg.out / rel).is_file()]
+    from . import PIPELINE
+
+    missing = [s.name for s in PIPELINE if s.outputs and not (cfg.out / s.name / s.outputs[0]).is_file()]
     exported = []
     if (cfg.out / "filter" / "kept.jsonl").is_file():
         exported.append(str(export_corpus(cfg)))

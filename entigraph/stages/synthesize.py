@@ -23,6 +23,17 @@ from ..synthesis.faithful import NoBackend, needs_backend
 from ..synthesis.prompts import load_templates
 from ..synthesis.store import Store
 
+from .spec import StageSpec
+
+STAGE = StageSpec(
+    "synthesize", "write synthetic passages about entity pairs and triples (resumable)",
+    sections=("synthesis",),
+    outputs=("summary.json", "store.sqlite", "passages.jsonl", "failed.jsonl", "plans.jsonl"),
+    uses_backend=lambda cfg: True,  # the backend's settings are part of what a passage is
+    loads_model=lambda cfg: needs_backend(cfg.synthesis.modes),  # generator-free modes load none
+    external_inputs=lambda cfg: [cfg.synthesis.templates_dir] if cfg.synthesis.templates_dir else [],
+)
+
 
 def run(cfg: RunConfig, progress: bool = True) -> dict[str, Any]:
     """The synthesize stage (see the module docstring for what it writes). A run in which every

@@ -7,6 +7,15 @@ from pathlib import Path
 
 from ..config import RunConfig
 
+from .spec import StageSpec
+
+STAGE = StageSpec(
+    "train", "continue pretraining the base model (DeepSpeed)",
+    sections=("train", "models.base"),
+    outputs=("loss.png", "model/", "data/", "loss.json", "summary.json"),
+    external_inputs=lambda cfg: list(cfg.train.replay.paths) + list(cfg.train.anneal_paths),
+)
+
 
 def run(cfg: RunConfig) -> dict:
     from ..training.deepspeed_env import launched

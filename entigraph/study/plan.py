@@ -18,7 +18,7 @@ from typing import Any
 
 import yaml
 
-from ..artifacts import STAGES
+from ..stages import STAGES
 from ..config import MOVED, RunConfig, load_config, read_config_data
 from ..errors import ConfigError
 from .config import Recipe, StudyConfig

@@ -16,7 +16,7 @@ from synth_inputs import tiny_config, write_inputs
 import entigraph.stages.synthesize as synthesize
 from entigraph import pipeline
 from entigraph.locks import run_lock
-from entigraph.artifacts import STAGES
+from entigraph.stages import STAGES
 from entigraph.backends.base import Generation
 from entigraph.cli import main
 from entigraph.config import load_config

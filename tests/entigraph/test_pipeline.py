@@ -4,7 +4,7 @@ tests/test_end_to_end.py runs the real ones."""
 import pytest
 
 from entigraph import pipeline
-from entigraph.artifacts import STAGES
+from entigraph.stages import STAGES
 from entigraph.config import load_config
 
 
