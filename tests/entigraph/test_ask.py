@@ -49,26 +49,103 @@ def run(tmp_path, tiny_lm, monkeypatch):
     return cfg
 
 
+class Scripted(Recorder):
+    """A model that answers, then runs on the way a small model does."""
+
+    def __init__(self, text):
+        super().__init__()
+        self.text = text
+
+    def generate(self, requests):
+        self.seen += requests
+        return [Generation(self.text, 10, 30, "length")]
+
+
 def test_ask_retrieves_cites_and_prompts_with_the_chunks(run):
     fake = Recorder()
     answer = ask_mod.ask(run, "Who kept the Quarrow tide station?", backend=fake)
-    assert answer.answer == "Marit Ellery kept it." and answer.model.endswith("train/model")
+    # the model cited nothing: the source holding the answer's words is cited, and marked as matched
+    assert answer.answer == "Marit Ellery kept it. [1]" and answer.cited == [1] and answer.cited_by == "overlap"
+    assert answer.model.endswith("train/model")
     assert answer.citations[0]["doc_id"] == "d1" and answer.citations[0]["where"] == "p. 3"
     prompt = fake.seen[0].messages[0]["content"]
     assert "[1] The Quarrow Tide Station: Marit Ellery kept" in prompt and "Question: Who kept" in prompt
     text = ask_mod.format_answer(answer)
-    assert "Sources given to the model:" in text and "(d1, p. 3; score" in text
+    assert "(d1, p. 3; score" in text and "<- cited (matched by its words)" in text
+    assert text.splitlines()[-1] == "Marit Ellery kept it. [1]"  # nothing after the answer
     closed = ask_mod.ask(run, "Who kept it?", closed_book=True, backend=Recorder())
     assert closed.citations == [] and "closed-book" in ask_mod.format_answer(closed)
 
 
-def test_ask_command_answers_with_the_tiny_model(run, tiny_lm, capsys):
+def test_the_answer_stops_where_the_model_starts_inventing(run):
+    runaway = "Jonas Pell rowed to Saltmere [1].\n\n[4] An invented passage.\nQuestion: and another?"
+    a = ask_mod.ask(run, "Who rowed to Saltmere?", backend=Scripted(runaway))
+    assert a.citations[0]["doc_id"] == "d2"  # BM25 finds only the Saltmere document
+    assert a.answer == "Jonas Pell rowed to Saltmere [1]." and a.cited == [1] and a.cited_by == "model"
+    for tail in ("\nQuestion: What else?", "Question: What else?", "\n[3] Passage", "\nPassage 3"):
+        assert ask_mod.cut("In 1946 [1]." + tail) == "In 1946 [1]."
+    # a number the model invented ([7] of one source) is dropped; the real source is matched instead
+    a = ask_mod.ask(run, "Who rowed to Saltmere?", backend=Scripted("Jonas Pell rowed [7]."))
+    assert a.answer == "Jonas Pell rowed. [1]" and a.cited == [1] and a.cited_by == "overlap"
+    a = ask_mod.ask(run, "Who rowed?", backend=Scripted("  \n"))
+    assert a.answer == "(no answer)" and a.cited == []
+    a = ask_mod.ask(run, "Who rowed?", backend=Scripted("I do not know."))
+    assert a.cited == [] and a.cited_by == "none" and a.answer == "I do not know."
+
+
+def test_ask_command_answers_with_the_tiny_model(run, tiny_lm, capsys, monkeypatch):
     # the run's "adapted model" is the tiny model itself: the real backend path, end to end
     import shutil
 
+    from entigraph import backends
+
     shutil.rmtree(run.out / "train" / "model")
     shutil.copytree(tiny_lm, run.out / "train" / "model")
-    code = main(["ask", str(run.out), "Who rowed to Saltmere?", "--max-new-tokens", "4", "--set", "device=cpu"])
-    out = capsys.readouterr().out
-    assert code == 0 and "Sources given to the model:" in out and "Saltmere" in out
+    loads = []
+    real = backends.get_backend
+    monkeypatch.setattr(backends, "get_backend", lambda *a, **k: loads.append(1) or real(*a, **k))
+    code = main(["ask", str(run.out), "Who rowed to Saltmere?", "Who kept the station?", "--max-new-tokens", "4",
+                 "--set", "device=cpu"])
+    captured = capsys.readouterr()
+    out = captured.out
+    assert code == 0 and len(loads) == 1  # two questions, one model load
+    blocks = out.strip().split("\n\n")
+    assert len(blocks) == 2 and all(b.startswith("[1] ") and len(b.splitlines()) >= 2 for b in blocks)
+    assert "Saltmere" in blocks[0] and "(d2" in blocks[0].splitlines()[0]
+    assert "%|" not in out + captured.err and "Loading weights" not in out + captured.err  # no progress bars
     assert main(["ask", str(run.out.parent / "nowhere"), "q"]) == 2
+
+
+def test_ask_reads_questions_from_standard_input_with_one_load(run, monkeypatch, capsys):
+    import io
+
+    made = []
+
+    class Counting(ask_mod.Asker):
+        def __init__(self, cfg, **kw):
+            made.append(1)
+            super().__init__(cfg, backend=Recorder(), **{k: v for k, v in kw.items() if k != "backend"})
+
+    monkeypatch.setattr(ask_mod, "Asker", Counting)
+    monkeypatch.setattr("sys.stdin", io.StringIO("Who kept the station?\n\nWho rowed to Saltmere?\n"))
+    assert main(["ask", str(run.out)]) == 0
+    out = capsys.readouterr().out
+    assert made == [1] and out.count("Marit Ellery kept it.") == 2
+
+
+def test_the_local_model_generation_is_capped_and_given_the_stop_sequences(run, tiny_lm, monkeypatch):
+    from entigraph.backends.hf import HFBackend
+
+    backend = HFBackend(tiny_lm, device="cpu")
+    seen = {}
+    generate = backend.lm.generate
+
+    def spy(**kw):
+        seen.update(kw)
+        seen["new"] = (out := generate(**kw)).shape[1] - kw["input_ids"].shape[1]
+        return out
+
+    monkeypatch.setattr(backend.lm, "generate", spy)
+    a = ask_mod.ask(run, "Who rowed to Saltmere?", backend=backend, max_new_tokens=5)
+    assert seen["max_new_tokens"] == 5 and "\nQuestion:" in seen["stop_strings"] and seen["do_sample"] is False
+    assert 0 < seen["new"] <= 5 and a.answer
