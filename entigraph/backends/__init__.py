@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -11,7 +13,7 @@ from .base import Backend, Generation, Request
 if TYPE_CHECKING:
     from ..config import BackendConfig, RunConfig
 
-__all__ = ["Backend", "Generation", "Request", "get_backend", "run_backend"]
+__all__ = ["Backend", "Generation", "Request", "get_backend", "open_backend", "run_backend"]
 
 
 def get_backend(settings: "BackendConfig", model: str | None = None, *, device: str = "auto", seed: int = 0,
@@ -42,3 +44,13 @@ def run_backend(cfg: "RunConfig", model: str | None = None) -> Backend:
     """The run's backend (`backend:` section), its engine caches under the run folder."""
     return get_backend(cfg.backend, model, device=cfg.device, seed=cfg.seed, cache_dir=cfg.models.cache_dir,
                        work_dir=cfg.out)
+
+
+@contextmanager
+def open_backend(cfg: "RunConfig", model: str | None = None) -> Iterator[Backend]:
+    """The run's backend for a block, closed however the block ends (a server it started is stopped)."""
+    backend = run_backend(cfg, model)
+    try:
+        yield backend
+    finally:
+        backend.close()

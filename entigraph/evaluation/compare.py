@@ -75,6 +75,10 @@ def plan_models(cfg: RunConfig) -> list[tuple[str, str, list[str]]]:
         plan.append(("base", resolve_lm(cfg.models.base, cfg.models.cache_dir), by_model["base"]))
     if by_model.get("cpt"):
         plan.append(("cpt", str(artifacts.trained_model(cfg.out)), by_model["cpt"]))
+        for alpha in dict.fromkeys(getattr(cfg.eval, "interpolate", [])):  # the eval stage writes these folders
+            label = interpolated_label(alpha)
+            plan.append((label, str(interpolated_dir(cfg, alpha)),
+                         [f"{label}_{c.rsplit('_', 1)[1]}" for c in by_model["cpt"]]))
     rag = any(c.endswith("_rag") for c in planned_conditions(cfg))
     for label, folder in cfg.eval.extra_models.items():
         if label in ("base", "cpt") or not label.replace("-", "").replace("_", "").isalnum():
@@ -83,6 +87,15 @@ def plan_models(cfg: RunConfig) -> list[tuple[str, str, list[str]]]:
             raise ConfigError(f"eval.extra_models.{label}: model folder not found: {folder}")
         plan.append((label, folder, [f"{label}_closed"] + ([f"{label}_rag"] if rag else [])))
     return plan
+
+
+def interpolated_label(alpha: float) -> str:
+    """eval.interpolate's model labels: alpha0.5 is 0.5 x trained + 0.5 x base."""
+    return f"alpha{alpha:g}"
+
+
+def interpolated_dir(cfg: RunConfig, alpha: float) -> Path:
+    return cfg.out / "interpolated" / interpolated_label(alpha)
 
 
 def query_text(q: Question) -> str:
@@ -183,13 +196,12 @@ def score_generate(cfg: RunConfig, label: str, path: str, conds: list[str], ques
                    rag: dict, docs: dict[str, Document]) -> list[dict]:
     """Generative answering through the configured backend (backend.kind): greedy replies,
     parsed for "Answer: (X)"; questions without options are scored by exact match."""
-    from entigraph.backends import Request, run_backend
+    from entigraph.backends import Request, open_backend
 
     sampling = SamplingConfig(temperature=0.0, top_p=1.0, repetition_penalty=1.0,
                               max_new_tokens=512 if cfg.eval.chain_of_thought else 32)
-    backend = run_backend(cfg, path)
     records = []
-    try:
+    with open_backend(cfg, path) as backend:
         for cond in conds:
             setting = cond.rsplit("_", 1)[1]
             requests, retrieved = [], []
@@ -213,8 +225,6 @@ def score_generate(cfg: RunConfig, label: str, path: str, conds: list[str], ques
                 else:
                     scored["exact_match"] = exact_match(g.text.split("Answer:")[-1], q.answer_text, prefix=True)
                 records.append(_record(cond, label, q, scored, cfg.eval.scoring, ids))
-    finally:
-        backend.close()
     return records
 
 
@@ -244,7 +254,9 @@ def summarize(records: Sequence[dict], questions: Sequence[Question], documents:
     paired = []
     by_qid = {c: {r["qid"]: r for r in rs} for c, rs in by_cond.items()}
     extra_pairs = [(f"{label}_closed", "base_closed") for label in cfg.eval.extra_models] + \
-                  [("cpt_closed", f"{label}_closed") for label in cfg.eval.extra_models]
+                  [("cpt_closed", f"{label}_closed") for label in cfg.eval.extra_models] + \
+                  [(f"{interpolated_label(a)}_{s}", f"base_{s}") for a in getattr(cfg.eval, "interpolate", [])
+                   for s in SETTINGS]
     for a, b in (*PAIRS, *extra_pairs):
         if a in by_qid and b in by_qid:
             paired.append({"a": a, "b": b, **paired_test(by_qid[a], by_qid[b], resamples, seed)})

@@ -232,15 +232,12 @@ def _interpolated_models(cfg: RunConfig, plan) -> None:
 
 
 def _paraphrased(cfg: RunConfig, questions) -> tuple[list, dict]:
-    from ..backends import run_backend
+    from ..backends import open_backend
     from ..evaluation.probes import paraphrase_probes
 
-    backend = run_backend(cfg)
-    try:
+    with open_backend(cfg) as backend:
         return paraphrase_probes(questions, backend, artifacts.entities(cfg.out), cfg.eval.generated, cfg.seed,
                                  cfg.backend.batch_size)
-    finally:
-        backend.close()
 
 
 def _forgetting(cfg: RunConfig, plan, documents, cache) -> dict:

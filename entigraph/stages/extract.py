@@ -51,16 +51,13 @@ def run(cfg: RunConfig, backend: "Backend | None" = None) -> dict:
         print(f"[extract] {note}")
     passages = [p for d in docs for p in split_passages(d, cfg.corpus.passage_words, cfg.corpus.passage_overlap)]
 
-    own_backend = None
-    if backend is None and cfg.entities.extractor in ("llm", "hybrid"):
-        from ..backends import run_backend
+    if backend is None and STAGE.uses_backend(cfg):
+        from ..backends import open_backend
 
-        backend = own_backend = run_backend(cfg)
-    try:
+        with open_backend(cfg) as own:
+            result = extract_entities(docs, passages, cfg, own)
+    else:
         result = extract_entities(docs, passages, cfg, backend)
-    finally:
-        if own_backend is not None:
-            own_backend.close()
 
     steps = {"load": round(time.perf_counter() - start, 3), **result.seconds}
     clock = time.perf_counter()

@@ -13,10 +13,12 @@ Writes under runs/<name>/filter/:
 from __future__ import annotations
 
 import os
+from contextlib import nullcontext
 
 import numpy as np
 
 from .. import artifacts
+from ..backends import open_backend
 from ..config import RunConfig
 from ..config import FilterConfig
 from ..filters import (Echo, Empty, Failed, Filter, FilterContext, Grounding, Judge, Length, NearDup, Noise,
@@ -69,18 +71,10 @@ def run(cfg: RunConfig, embed: Embed | None = None) -> dict:
     documents, source = artifacts.documents(cfg.out), artifacts.passages(cfg.out)
     entities = artifacts.entities(cfg.out)
 
-    judge_backend = None
-    if cfg.filter.judge:
-        from ..backends import run_backend
-
-        judge_backend = run_backend(cfg, cfg.filter.judge_model)
-    ctx = FilterContext.build(documents, source, entities, judge=judge_backend)
     filters = build_filters(cfg.filter, cfg.backend.batch_size)
-    try:
+    with open_backend(cfg, cfg.filter.judge_model) if cfg.filter.judge else nullcontext() as judge_backend:
+        ctx = FilterContext.build(documents, source, entities, judge=judge_backend)
         outcome = apply_filters(inputs, filters, ctx)
-    finally:
-        if judge_backend is not None:
-            judge_backend.close()
 
     if embed is None and cfg.filter.embedding_coverage:
         embed = load_embedder(cfg.models.embedder)

@@ -8,6 +8,7 @@ no model is loaded.
 
 from __future__ import annotations
 
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -56,7 +57,7 @@ def run(cfg: RunConfig, progress: bool = True) -> dict[str, Any]:
             backend = executor = RayExecutor(cfg)
         else:
             backend = run_backend(cfg)
-        try:
+        with closing(backend):  # a NoBackend, the Ray executor or a model (a server it started is stopped)
             with Store(out / "store.sqlite") as store:
                 engine = Engine(cfg, backend, documents, passages, entities, graph, templates)
                 engine.executor = executor
@@ -67,9 +68,9 @@ def run(cfg: RunConfig, progress: bool = True) -> dict[str, Any]:
                     plans = store.plans()
                     write_jsonl(out / "plans.jsonl", (to_dict(p) for p in sorted(plans.values(), key=lambda p: p.task_id)))
                     summary["plans"] = store.plan_totals()
+                else:  # an earlier run's plans are not this run's output
+                    (out / "plans.jsonl").unlink(missing_ok=True)
                 summary["per_mode"] = per_mode(store)
-        finally:
-            backend.close()
     write_json(out / "summary.json", summary)
     if summary["passages"] == 0 and summary["failed"]:
         first = next(read_jsonl(out / "failed.jsonl"), {}).get("error", "")
