@@ -274,6 +274,16 @@ class LoraConfig:
 
 
 @dataclass
+class KLConfig:
+    """A loss term keeping the model's next-token distribution close to the base model's on the
+    reading examples (mixture source `rag`): knowledge goes in where no context is given, and
+    behaviour stays the base model's where context is (training/kl.py)."""
+
+    weight: NonNegativeFloat = 0.0  # 0 = off; loss = LM loss + weight x mean KL(base || model) over the positions
+    positions: Literal["answer", "example"] = "answer"  # the answer's tokens, or every token of the example
+
+
+@dataclass
 class TrainConfig:
     deepspeed: str | None = "configs/deepspeed/zero2_bf16.json"  # None = plain HF Trainer
     data: Literal["synthetic", "raw", "synthetic+raw"] = "synthetic"  # raw: the Raw-CPT baseline
@@ -307,6 +317,10 @@ class TrainConfig:
     # the deepspeed launcher (docs/training.md). global batch = micro_batch_size x grad_accum x processes
     processes: Positive = 1
     threads: Positive | None = None  # torch threads on CPU; None = all cores
+    # WiSE-FT: the saved model is (1 - interpolate) x base + interpolate x trained; 1 = the trained
+    # model. Not part of the checkpoint key: another value re-mixes the stored trained weights
+    interpolate: Share = 1.0
+    kl: KLConfig = field(default_factory=KLConfig)
 
 
 @dataclass
@@ -371,6 +385,9 @@ class EvalConfig:
     # records per condition kept in {run_dir}/.eval-cache, keyed by the model's content, the condition,
     # the scoring settings and the questions: adding a condition scores only that condition
     cache: bool = True
+    # WiSE-FT curve: also score (1 - a) x base + a x trained model for each a (labels alpha<a>), in
+    # the trained model's settings; written under runs/<name>/interpolated/. No retraining
+    interpolate: list[Share] = field(default_factory=list)
 
 
 @dataclass

@@ -236,6 +236,14 @@ def test_only_runs_the_named_recipes_and_what_they_need(tmp_path, tiny_lm, calls
     assert not {"raw", "base", "entigraph"} & names  # EntiGraph's choice, not its reporting run
 
 
+def test_tuning_only_chooses_and_runs_no_reporting_run(tmp_path, tiny_lm, calls):
+    run_study(load_study(study_file(tmp_path, tiny_lm, tuning_only=True)), only=["raw"], echo=lambda line: None)
+    names = {n for n, _ in calls}
+    assert {"raw-tune-lr0.0001", "raw-tune-lr0.001"} <= names and "raw" not in names
+    state = read_json(tmp_path / "runs" / "st" / "study-state.json")
+    assert state["chosen"]["raw"]["point"] == {"train.lr": 0.001}
+
+
 def test_study_file_errors_are_one_line(tmp_path, tiny_lm):
     path = study_file(tmp_path, tiny_lm)
     with pytest.raises(ConfigError, match="unknown setting recipes"):

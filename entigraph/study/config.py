@@ -113,6 +113,9 @@ class StudyConfig:
     # process: each run in its own `python -m entigraph.study.worker` (memory freed between
     # trainings); inline: in this process (tests)
     executor: Literal["process", "inline"] = "process"
+    # choose every recipe's settings on the tuning documents and stop there: no reporting run (a
+    # lever's tuning curve first; the reporting documents stay unused until it is chosen)
+    tuning_only: bool = False
     docs: DocsConfig = field(default_factory=DocsConfig)
     config_path: str = ""
 

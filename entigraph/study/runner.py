@@ -118,6 +118,8 @@ class Study:
             if point is None:  # --report-only before its tuning finished
                 self.echo(f"[study] {recipe.name}: not tuned yet; left out")
                 continue
+            if self.study.tuning_only:
+                continue
             for i, probes in enumerate(self.study.probes):
                 if i and self.study.ranking and recipe.name not in self.study.ranking:
                     continue  # the second probe kind is there to check the ranking

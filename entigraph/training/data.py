@@ -54,8 +54,11 @@ class PackedData:
 class BlockDataset(torch.utils.data.Dataset):
     """Blocks in a fixed order; padded tails are masked out of attention and loss."""
 
-    def __init__(self, data: PackedData, indices: np.ndarray):
+    def __init__(self, data: PackedData, indices: np.ndarray, kl=None, kl_sources: tuple[int, ...] = ()):
+        """`kl` (a training/kl.py PositionFinder) adds a `kl_mask` column: its positions in the
+        blocks of the sources `kl_sources` (codes into manifest["sources"]), none elsewhere."""
         self.data, self.indices = data, indices
+        self.kl, self.kl_sources = kl, set(kl_sources)
 
     def __len__(self) -> int:
         return len(self.indices)
@@ -68,7 +71,12 @@ class BlockDataset(torch.utils.data.Dataset):
         mask[:n] = 1
         labels = ids.clone()
         labels[n:] = -100
-        return {"input_ids": ids, "attention_mask": mask, "labels": labels}
+        item = {"input_ids": ids, "attention_mask": mask, "labels": labels}
+        if self.kl is not None:
+            chosen = int(self.data.sources[b]) in self.kl_sources
+            item["kl_mask"] = torch.from_numpy(self.kl.mask(self.data.blocks[b].astype(np.int64), n) if chosen
+                                               else np.zeros(len(ids), dtype=bool))
+        return item
 
 
 def synthetic_texts(cfg: RunConfig, tokenizer=None, modes: list[str] | None = None) -> list[str]:

@@ -77,8 +77,12 @@ def prepare_checkpoints(ckpt_dir: Path, run_key: str) -> Path | None:
 def run_key(cfg: RunConfig, data: PackedData, model_path: str, ds_config: dict | None, bf16: bool) -> str:
     """What makes a checkpoint resumable: same data and order, same optimisation settings."""
     t = cfg.to_dict()["train"]
-    for k in ("save_steps", "logging_steps", "eval_steps", "threads", "keep_checkpoints"):
+    # interpolate is applied to the trained weights after training; kl at weight 0 is off (and
+    # absent, so keys of runs from before it existed still match)
+    for k in ("save_steps", "logging_steps", "eval_steps", "threads", "keep_checkpoints", "interpolate"):
         t.pop(k, None)
+    if not (t.get("kl") or {}).get("weight"):
+        t.pop("kl", None)
     blob = json.dumps([data.manifest["content_hash"], t, cfg.seed, model_path, ds_config, bf16],
                       sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
@@ -201,9 +205,17 @@ def _with_lora(model, lora):
                                             target_modules="all-linear", task_type="CAUSAL_LM"))
 
 
+def trained_store(cfg: RunConfig, key: str) -> Path:
+    """Where the trained (not interpolated) weights of a run key are kept, so another
+    train.interpolate re-mixes them instead of retraining. Read by every run; written (hard links)
+    by runs with interpolation or the stage cache."""
+    return Path(cfg.run_dir) / ".trained" / key
+
+
 def train(cfg: RunConfig, callbacks: list | None = None):
     """Train and return (trainer, summary); `callbacks` are extra TrainerCallbacks. The train stage
-    (entigraph/stages/train.py) calls this."""
+    (entigraph/stages/train.py) calls this. The trainer is None when the trained weights came from
+    the store (trained_store): then only train.interpolate is applied."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     import torch
     from transformers import AutoModelForCausalLM, Trainer, default_data_collator
@@ -214,6 +226,9 @@ def train(cfg: RunConfig, callbacks: list | None = None):
         torch.set_num_threads(t.threads)
     setup = _setup(cfg, out)
     data, resume = setup["data"], setup["resume"]
+    store = trained_store(cfg, setup["key"])
+    if (store / "summary.json").is_file() and deepspeed_env.world_size() == 1:
+        return None, _from_store(cfg, setup, store, out, time.perf_counter() - start)
     env = deepspeed_env.single_process(cfg.models.cache_dir, setup["cuda"]) if setup["ds_config"] else nullcontext()
     with env:
         args = _training_args(cfg, setup, out / "checkpoints")
@@ -222,11 +237,14 @@ def train(cfg: RunConfig, callbacks: list | None = None):
         if t.lora.enabled:
             model = _with_lora(model, t.lora)
         timer, relabel = _callbacks(data, setup["global_batch"])
-        trainer = Trainer(
-            model=model, args=args, train_dataset=BlockDataset(data, data.order),
+        kind, extra, kl = Trainer, {}, {}
+        if t.kl.weight > 0:
+            kind, extra, kl = _kl_setup(cfg, setup)
+        trainer = kind(
+            model=model, args=args, train_dataset=BlockDataset(data, data.order, **kl),
             eval_dataset=BlockDataset(data, data.val) if len(data.val) else None,
             data_collator=default_data_collator, processing_class=setup["tokenizer"],
-            callbacks=[timer, *(callbacks or [])],
+            callbacks=[timer, *(callbacks or [])], **extra,
         )
         trainer.callback_handler.callbacks.insert(0, relabel)  # before the progress bar prints
         trainer.train(resume_from_checkpoint=str(resume) if resume else None)
@@ -237,10 +255,88 @@ def train(cfg: RunConfig, callbacks: list | None = None):
     summary: dict[str, Any] = {}
     if is_main:
         summary = _summarize(cfg, setup, trainer, timer, val_loss, out, time.perf_counter() - start)
+        if t.interpolate != 1.0 or cfg.stage_cache:
+            _keep(out, store, summary)
+        if t.interpolate != 1.0:
+            summary = _interpolated(cfg, setup, out, summary)
         write_json(out / "summary.json", summary)
         if not t.keep_checkpoints:
             shutil.rmtree(out / "checkpoints", ignore_errors=True)
     return trainer, summary
+
+
+def _kl_setup(cfg: RunConfig, setup: dict[str, Any]):
+    """(Trainer class, its extra arguments, BlockDataset's KL arguments) for train.kl."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from entigraph.errors import ConfigError
+
+    from .kl import PositionFinder, kl_trainer_class
+
+    names = setup["data"].manifest["sources"]
+    codes = tuple(i for i, n in enumerate(names) if n.split(":")[0].split("#")[0] == "rag")
+    if not codes:
+        raise ConfigError("train.kl: the term applies to the reading examples, and train.mixture has no "
+                          "`rag` source")
+    base = AutoModelForCausalLM.from_pretrained(setup["model_path"], dtype=torch.float32)
+    finder = PositionFinder(setup["tokenizer"], cfg.train.kl.positions, setup["data"].manifest["eos_token_id"])
+    return kl_trainer_class(), {"base_model": base, "kl_weight": cfg.train.kl.weight}, \
+        {"kl": finder, "kl_sources": codes}
+
+
+STORED = ("summary.json", "loss.json", "loss.png")
+
+
+def _link_tree(src: Path, dst: Path) -> None:
+    def link(a: str, b: str) -> None:
+        try:
+            os.link(a, b)
+        except OSError:  # another filesystem
+            shutil.copy2(a, b)
+
+    shutil.copytree(src, dst, copy_function=link)
+
+
+def _keep(out: Path, store: Path, summary: dict[str, Any]) -> None:
+    """The trained weights and their record, hard-linked into the store (written aside, renamed)."""
+    if (store / "summary.json").is_file():
+        return
+    tmp = store.with_name(store.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    _link_tree(out / "model", tmp / "model")
+    for name in STORED[1:]:
+        if (out / name).is_file():
+            shutil.copy2(out / name, tmp / name)
+    write_json(tmp / "summary.json", summary)  # last: marks the store complete
+    shutil.rmtree(store, ignore_errors=True)
+    tmp.replace(store)
+
+
+def _interpolated(cfg: RunConfig, setup: dict[str, Any], out: Path, summary: dict[str, Any]) -> dict[str, Any]:
+    """train/model becomes (1 - a) x base + a x trained (new files: the store's links stay intact)."""
+    from .interpolate import interpolate_folder
+
+    interpolate_folder(setup["model_path"], out / "model", cfg.train.interpolate, out / "model")
+    return {**summary, "interpolate": cfg.train.interpolate}
+
+
+def _from_store(cfg: RunConfig, setup: dict[str, Any], store: Path, out: Path, seconds: float) -> dict[str, Any]:
+    """The train stage from stored trained weights: copy them, their curves and summary, and mix."""
+    print(f"[train] the trained weights of this run key are stored in {store}: not retraining", file=sys.stderr)
+    shutil.rmtree(out / "model", ignore_errors=True)
+    _link_tree(store / "model", out / "model")
+    for name in STORED[1:]:
+        if (store / name).is_file():
+            shutil.copy2(store / name, out / name)
+    summary = {**read_json(store / "summary.json"), "model": str(out / "model"), "reused_training": str(store),
+               "seconds": round(seconds, 2), "resumed_from_step": None}
+    if cfg.train.interpolate != 1.0:
+        summary = _interpolated(cfg, setup, out, summary)
+    write_json(out / "summary.json", summary)
+    shutil.rmtree(out / "checkpoints", ignore_errors=True)
+    return summary
 
 
 def _setup(cfg: RunConfig, out: Path) -> dict[str, Any]:
@@ -261,9 +357,11 @@ def _setup(cfg: RunConfig, out: Path) -> dict[str, Any]:
     with file_lock(out / ".data.lock"):  # a wait names the rank that holds it
         replay, replay_info = replay_texts(cfg, out / "data", tokenizer, _model_loader(model_path, cuda))
         data = build(cfg, tokenizer, replay, global_batch, out / "data")
-        resume = prepare_checkpoints(out / "checkpoints", run_key(cfg, data, model_path, ds_config, bf16))
+        key = run_key(cfg, data, model_path, ds_config, bf16)
+        resume = prepare_checkpoints(out / "checkpoints", key)
     return dict(cuda=cuda, bf16=bf16, ds_path=ds_path, ds_config=ds_config, model_path=model_path,
-                tokenizer=tokenizer, global_batch=global_batch, data=data, replay_info=replay_info, resume=resume)
+                tokenizer=tokenizer, global_batch=global_batch, data=data, replay_info=replay_info, resume=resume,
+                key=key)
 
 
 def _training_args(cfg: RunConfig, setup: dict[str, Any], ckpt_dir: Path):
@@ -294,6 +392,7 @@ def _training_args(cfg: RunConfig, setup: dict[str, Any], ckpt_dir: Path):
         seed=cfg.seed,
         data_seed=cfg.seed,
         dataloader_num_workers=0,
+        remove_unused_columns=t.kl.weight == 0,  # train.kl: the dataset's kl_mask column reaches compute_loss
         use_cpu=not setup["cuda"],
         deepspeed=setup["ds_config"],
         report_to="none",
