@@ -26,7 +26,7 @@ from .errors import InputError
 from .ingest import FORMATS, FileSkipped, read_document
 from .ingest.base import binary_reason
 from .ingest.dedup import NEAR_DUP_THRESHOLD, find_duplicates
-from .ingest.markdown import markdown_sections
+from .ingest.markdown import read_markdown
 from .records import Document, Passage
 
 log = logging.getLogger(__name__)
@@ -126,9 +126,14 @@ def load_file(path: Path, fmt: str = "auto", text_field: str = "text") -> list[D
     if fmt in ("txt", "md"):
         text, encoding = read_text(path)
         meta = {"encoding": encoding} if encoding != "utf-8-sig" else {}
-        if fmt == "md" and (sections := markdown_sections(text)):
-            meta["sections"] = sections
-        return [Document(_doc_id(source, 0), _title_of(text) or path.stem, text, source, meta)]
+        title = _title_of(text)
+        if fmt == "md":  # parsed: markup out of the text, front matter into meta (ingest/markdown.py)
+            got = read_markdown(text)
+            if not got.text.strip():
+                raise FileSkipped(path, "no text besides markup and front matter")
+            meta.update(got.meta, **({"sections": got.sections} if got.sections else {}))
+            text, title = got.text, got.title or _title_of(got.text)
+        return [Document(_doc_id(source, 0), title or path.stem, text, source, meta)]
     if fmt == "quality":
         docs = []
         for i, (lineno, row) in enumerate(_jsonl_rows(path)):

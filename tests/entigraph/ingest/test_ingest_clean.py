@@ -9,7 +9,7 @@ from entigraph.errors import InputError
 from entigraph.ingest.base import TextBuilder, binary_reason, tidy
 from entigraph.ingest.clean import carry_broken_words, dehyphenate, line_key, running_lines
 from entigraph.ingest.dedup import find_duplicates
-from entigraph.ingest.markdown import markdown_sections
+from entigraph.ingest.markdown import markdown_sections, read_markdown
 from entigraph.records import Document
 
 
@@ -48,11 +48,50 @@ def test_running_lines_repeat_on_most_pages_with_numbers_masked():
 def test_markdown_sections():
     text = ("---\ntitle: notes\n---\nPreamble.\n\n# One\nbody\n```\n# code\n```\n"
             "Two\n---\nmore\n\n## Three ##\nend\n")
-    sections = markdown_sections(text)
-    assert [s["heading"] for s in sections] == ["One", "Two", "Three"]
-    assert [text[s["start"]:s["end"]] for s in sections] == [
-        "# One\nbody\n```\n# code\n```\n", "Two\n---\nmore\n\n", "## Three ##\nend"]
+    got = read_markdown(text)
+    assert [s["heading"] for s in got.sections] == ["One", "Two", "Three"]
+    assert [got.text[s["start"]:s["end"]] for s in got.sections] == [
+        "One\n\nbody\n\n# code", "Two\n\nmore", "Three\n\nend"]
+    assert got.text.startswith("Preamble.") and markdown_sections(text) == got.sections
     assert markdown_sections("no headings at all\n") == []
+
+
+def test_markdown_front_matter_is_metadata_and_markup_leaves_the_text():
+    text = ("---\ntitle: The Quarrow Ledger\ndate: 2024-05-01\nauthors: [Marit Ellery]\n---\n"
+            "# Keepers\n\nMarit **Ellery** kept the [station](https://example.org/q) from *1946*; "
+            "see ![the drum gauge](gauge.png) and `gauge.read()` <span>here</span>.\n\n"
+            "| Keeper | From |\n| --- | --- |\n| Marit Ellery | 1946 |\n| Jonas \\| Pell | 1977 |\n\n"
+            "- first item\n- second item\n")
+    got = read_markdown(text)
+    assert got.title == "The Quarrow Ledger"  # the front matter's title, not '---' or the heading
+    assert got.meta["front_matter"] == {"title": "The Quarrow Ledger", "date": "2024-05-01",
+                                        "authors": ["Marit Ellery"]}
+    assert "---" not in got.text and "title:" not in got.text
+    assert ("Marit Ellery kept the station from 1946; see the drum gauge and gauge.read() here."
+            in got.text)
+    for markup in ("**", "](", "https://", "![", "`", "<span>", "| ---", "- first"):
+        assert markup not in got.text, markup
+    assert "Keeper: Marit Ellery; From: 1946" in got.text and "Keeper: Jonas | Pell; From: 1977" in got.text
+    assert "first item\n\nsecond item" in got.text
+    # no front matter: the first heading is the title; broken YAML is dropped from the text, said in meta
+    assert read_markdown("Intro.\n\n## Tides\n\ntext").title == "Tides"
+    bad = read_markdown("---\n: : x\n - [\n---\nBody text.")
+    assert bad.text == "Body text." and "front_matter_error" in bad.meta and bad.title == ""
+
+
+def test_a_markdown_file_loads_with_its_front_matter_title(tmp_path):
+    from entigraph.corpus import load_file
+
+    (tmp_path / "n.md").write_text("---\ntitle: Ledger\n---\n**Bold** words [here](x).\n", encoding="utf-8")
+    doc = load_file(tmp_path / "n.md")[0]
+    assert doc.title == "Ledger" and doc.text == "Bold words here." and doc.meta["front_matter"] == {"title": "Ledger"}
+    (tmp_path / "only.md").write_text("---\ntitle: x\n---\n", encoding="utf-8")
+    import pytest
+
+    from entigraph.ingest import FileSkipped
+
+    with pytest.raises(FileSkipped, match="no text besides"):
+        load_file(tmp_path / "only.md")
 
 
 def test_text_builder_offsets_point_at_their_blocks():
