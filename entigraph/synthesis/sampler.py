@@ -18,12 +18,12 @@ Strategies (``synthesis.strategy``):
 - ``units``: ``coverage``'s order, reweighed by source-unit coverage: each pick of a pair, triple or
   rewrite window is, among the next candidates, the one whose source units (the sentences of its
   context that mention its entities; a window's sentences) the passages generated so far restate
-  least (``faithful.UnitFeedback``). The counts are read from the store only at multiples of
+  least (``feedback.UnitFeedback``). The counts are read from the store only at multiples of
   ``round_tasks`` (the engine's window), when everything yielded before has been committed, so a
   resumed run makes the same picks as an uninterrupted one.
 
 The modes anchored in source units (generator-free, rewrites, Active Reading) take their tasks
-from ``faithful.UnitTasks``; ``per_doc`` caps any mode's tasks per document.
+from ``sources.UnitTasks``; ``per_doc`` caps any mode's tasks per document.
 
 Every task id hashes what determines its output (mode, entities, documents, context passages and
 the per-mode ``salt``: template version, model, sampling, seed), so a resumed run recognises done work.
@@ -41,7 +41,10 @@ from itertools import count, islice
 from typing import Any, Iterable, Iterator
 
 from ..records import Document, Entity, Passage, SynthTask
-from .faithful import UNIT_MODES, UnitFeedback, UnitTask, UnitTasks
+from .feedback import UnitFeedback
+from .ids import task_id
+from .modes import UNIT_MODES
+from .sources import UnitTask, UnitTasks
 
 STRATEGIES = ("exhaustive", "coverage", "weighted", "units")
 SUMMARY_ENTITIES = 3  # entities named in a summary prompt
@@ -297,13 +300,6 @@ def _interleave(streams: Iterable[Iterator]) -> Iterator:
 # -- tasks ------------------------------------------------------------------------------------
 
 
-def task_id(mode: str, entities: list[str], doc_ids: list[str], passage_ids: list[str], salt: Any) -> str:
-    """sha256 of everything that determines the output; `salt` may come pre-serialised (a str)."""
-    salt = salt if isinstance(salt, str) else json.dumps(salt, sort_keys=True)
-    blob = json.dumps([mode, entities, doc_ids, passage_ids], ensure_ascii=False) + "\x1e" + salt
-    return hashlib.sha256(blob.encode()).hexdigest()[:20]
-
-
 class RelationSampler:
     """Yields SynthTask records lazily in a seeded, reproducible order.
 
@@ -320,7 +316,7 @@ class RelationSampler:
         if strategy not in STRATEGIES:
             raise ValueError(f"unknown strategy {strategy!r}")
         if units is None and (strategy == "units" or any(m in UNIT_MODES for m in modes)):
-            raise ValueError("strategy units and the unit-anchored modes need `units` (faithful.UnitTasks)")
+            raise ValueError("strategy units and the unit-anchored modes need `units` (sources.UnitTasks)")
         self.index, self.modes, self.strategy = index, list(modes), strategy
         self.context, self.context_tokens, self.seed = context, context_tokens, str(seed)
         self.names = [e.name for e in entities]

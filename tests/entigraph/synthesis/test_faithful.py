@@ -1,4 +1,5 @@
-"""The unit-anchored modes' tasks (entigraph/synthesis/faithful.py) and the sampler's `units` strategy."""
+"""The unit-anchored modes' tasks (synthesis/sources.py, free.py, rewrites.py, planner.py) and the
+sampler's `units` strategy (feedback.py)."""
 
 import re
 
@@ -9,8 +10,10 @@ from entigraph import artifacts
 from entigraph.backends.base import Generation
 from entigraph.records import SynthPassage
 from entigraph.synthesis.engine import Engine
-from entigraph.synthesis.faithful import DEFAULT_STRATEGIES, UnitFeedback, UnitOptions, UnitTasks, parse_strategies
+from entigraph.synthesis.feedback import UnitFeedback
+from entigraph.synthesis.planner import DEFAULT_STRATEGIES, parse_strategies
 from entigraph.synthesis.sampler import RelationSampler, build_index
+from entigraph.synthesis.sources import UnitOptions, UnitTasks
 from entigraph.synthesis.store import Store
 from entigraph.text import sentences
 
