@@ -17,6 +17,7 @@ from typing import Any
 
 from . import __version__, artifacts
 from .config import DEFAULT_LM, RunConfig
+from .reporting import md_table
 from .io import atomic_path, read_json
 from .synthesis.prompts import GENERATOR_FREE
 
@@ -36,13 +37,8 @@ def _json(path: Path) -> dict:
         return {}
 
 
-def _cell(value: Any) -> str:
-    return str(value).replace("|", "\\|").replace("\n", " ")
-
-
 def _table(header: list[str], rows: list[list[Any]]) -> str:
-    lines = ["| " + " | ".join(map(_cell, header)) + " |", "|" + " --- |" * len(header)]
-    return "\n".join(lines + ["| " + " | ".join(_cell(c) for c in r) + " |" for r in rows])
+    return "\n".join(md_table(header, rows))
 
 
 def hub_id(model: str | None) -> str | None:

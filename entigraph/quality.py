@@ -37,6 +37,7 @@ from typing import Any
 import numpy as np
 
 from .config import FilterConfig
+from .reporting import Html, html_table, pct
 from .filters import FilterContext, Judge, Outcome, SentenceSupport
 from .minhash import near_duplicates
 from .text import invented_names, ngram_hashes, words
@@ -276,30 +277,19 @@ def _fmt(v) -> str:
         return "–"
     if isinstance(v, float):
         return f"{v:.3f}"
-    return f"{v:,}" if isinstance(v, int) else html.escape(str(v))
+    return f"{v:,}" if isinstance(v, int) else str(v)
 
 
 def _table(header: list[str], rows: list[list]) -> str:
-    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
-    body = "".join("<tr>" + "".join(f"<td>{c if isinstance(c, _Raw) else _fmt(c)}</td>" for c in r) + "</tr>"
-                   for r in rows)
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
-
-
-class _Raw(str):
-    """Already-escaped HTML for a table cell."""
-
-
-def _pct(v) -> str:
-    return "–" if v is None else f"{v:.1%}"
+    return html_table(header, rows, fmt=_fmt)
 
 
 def _mode_rows(modes: dict) -> list[list]:
     order = sorted((m for m in modes if m != "*"), key=str) + (["*"] if "*" in modes else [])
-    return [[_Raw("<strong>all modes</strong>") if m == "*" else m, modes[m]["passages"], modes[m]["sentences"],
-             _pct(modes[m]["supported_sentence_rate"]), _pct(modes[m]["invented_name_rate"]),
-             _pct(modes[m]["covered_1"]), _pct(modes[m]["covered_k"]),
-             _pct(modes[m]["doc_mean_covered_1"]), _pct(modes[m]["doc_mean_covered_k"])] for m in order]
+    return [[Html("<strong>all modes</strong>") if m == "*" else m, modes[m]["passages"], modes[m]["sentences"],
+             pct(modes[m]["supported_sentence_rate"]), pct(modes[m]["invented_name_rate"]),
+             pct(modes[m]["covered_1"]), pct(modes[m]["covered_k"]),
+             pct(modes[m]["doc_mean_covered_1"]), pct(modes[m]["doc_mean_covered_k"])] for m in order]
 
 
 def coverage_html(cov: dict) -> list[str]:
@@ -320,8 +310,8 @@ def coverage_html(cov: dict) -> list[str]:
         parts += ["<p>As generated (before the filters):</p>", _table(header, _mode_rows(before))]
     per_doc = after.get("modes", {}).get("*", {}).get("per_doc", {})
     if per_doc:
-        rows = [[d, r["units"], _pct(r["covered_1"]), _pct(r["covered_k"])] for d, r in sorted(per_doc.items())]
-        parts += [f"<details><summary>Per document (kept passages, all modes)</summary>"
+        rows = [[d, r["units"], pct(r["covered_1"]), pct(r["covered_k"])] for d, r in sorted(per_doc.items())]
+        parts += ["<details><summary>Per document (kept passages, all modes)</summary>"
                   + _table(["document", "units", "covered ≥ 1", f"covered ≥ {k}"], rows) + "</details>"]
     return parts
 
@@ -335,7 +325,7 @@ def support_html(sup: dict) -> list[str]:
     parts = ["<h3>Sentence support gate</h3>",
              f"<p>{a.get('sentences', 0):,} sentences of {a.get('passages', 0):,} LLM-written passages checked "
              f"against their source context; {a.get('kept_sentences', 0):,} supported "
-             f"({_pct(sup['kept_sentence_rate'])}). {a.get('repaired', 0):,} passages kept without their "
+             f"({pct(sup['kept_sentence_rate'])}). {a.get('repaired', 0):,} passages kept without their "
              f"unsupported sentences, {a.get('dropped', 0):,} dropped (too little left). Sentences removed: "
              + html.escape(", ".join(f"{k} {v:,}" for k, v in sup["reasons"].items()) or "none") + ".</p>",
              _table(["mode", "passages", "sentences", "kept sentences", "repaired", "dropped"],
@@ -343,7 +333,7 @@ def support_html(sup: dict) -> list[str]:
                       c.get("repaired", 0), c.get("dropped", 0)] for m, c in sup["by_mode"].items()])]
     if sup["examples"]:
         parts.append(_table(["removed sentence", "reason"],
-                            [[_Raw(f"<small>{html.escape(e['sentence'])}</small>"), e["reason"]] for e in sup["examples"]]))
+                            [[Html(f"<small>{html.escape(e['sentence'])}</small>"), e["reason"]] for e in sup["examples"]]))
     return parts
 
 
@@ -369,7 +359,7 @@ def report_section_html(report: dict) -> str:
         parts += coverage_html(report["coverage"])
     if report.get("support"):
         parts += support_html(report["support"])
-    rows = [[f["filter"], e["task_id"], e["reason"], _Raw(f"<small>{html.escape(e['text'][:300])}</small>")]
+    rows = [[f["filter"], e["task_id"], e["reason"], Html(f"<small>{html.escape(e['text'][:300])}</small>")]
             for f in report["filters"] for e in f["examples"]]
     if rows:
         parts += ["<h3>Dropped examples</h3>", _table(["filter", "task", "reason", "text"], rows)]

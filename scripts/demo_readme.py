@@ -14,7 +14,7 @@ from pathlib import Path
 
 import yaml
 
-from entigraph.evaluation.report import pct
+from entigraph.reporting import pct
 from entigraph.io import read_json
 from entigraph.study.report import splice
 

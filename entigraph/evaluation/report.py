@@ -8,8 +8,6 @@ partial run still gets a report. All text from files is escaped.
 from __future__ import annotations
 
 import base64
-import html
-import io
 import time
 from pathlib import Path
 from typing import Any
@@ -17,49 +15,7 @@ from typing import Any
 from entigraph import artifacts
 from entigraph.config import RunConfig
 from entigraph.io import read_json
-
-CSS = """
-body{font:15px/1.5 -apple-system,"Segoe UI",Roboto,"Helvetica Neue",Arial,sans-serif;color:#1d2733;
- background:#f4f6f9;margin:0}
-main{max-width:1080px;margin:0 auto;padding:24px 28px 64px}
-h1{font-size:26px;margin:8px 0 2px}h2{font-size:19px;margin:0 0 10px;color:#14324f}
-.sub{color:#5b6b7c;margin:0 0 18px}
-.headline{font-size:19px;background:#fff;border-left:5px solid #2f6fad;padding:14px 18px;margin:0 0 18px;
- border-radius:4px}
-section{background:#fff;border-radius:6px;padding:16px 20px;margin:0 0 16px;box-shadow:0 1px 2px #0001}
-table{border-collapse:collapse;margin:6px 0 10px;font-size:14px}
-th,td{padding:4px 10px;text-align:right;border-bottom:1px solid #e3e8ee}
-th:first-child,td:first-child{text-align:left}th{background:#eef2f6;font-weight:600}
-tr:nth-child(even) td{background:#fafbfc}
-.note{color:#6b7785;font-style:italic}
-.good{color:#16733a;font-weight:600}.bad{color:#b3261e;font-weight:600}.flat{color:#5b6b7c}
-img{max-width:100%;height:auto;display:block;margin:6px 0}
-.grid{display:grid;grid-template-columns:1fr 1fr;gap:16px}
-details pre{background:#f6f8fa;padding:10px;overflow:auto;font-size:12px;max-height:480px}
-code{background:#eef2f6;padding:0 3px;border-radius:3px}
-.generated{background:#fff7e0;border-left:4px solid #c27c2c;padding:8px 12px}
-.verdict{background:#fff;border-radius:6px;padding:12px 20px;margin:0 0 16px;box-shadow:0 1px 2px #0001}
-.verdict dt{font-weight:600;margin-top:6px}.verdict dd{margin:2px 0 6px 0;font-size:16px}
-"""
-
-# Sets data attributes once images have loaded, so a headless browser (tests) can check they render.
-SCRIPT = """
-window.addEventListener('load', function () {
-  var imgs = Array.prototype.slice.call(document.images);
-  document.body.setAttribute('data-images', String(imgs.length));
-  document.body.setAttribute('data-images-ok',
-    String(imgs.filter(function (i) { return i.complete && i.naturalWidth > 0; }).length));
-});
-"""
-
-
-def esc(value: Any) -> str:
-    return html.escape(str(value), quote=True)
-
-
-def pct(x: float | None, digits: int = 1) -> str:
-    return "–" if x is None else f"{100 * x:.{digits}f} %"
-
+from entigraph.reporting import CSS, SCRIPT, Html, esc, fig_b64, html_note, html_section, html_table, pct
 
 def _read(path: Path) -> Any:
     try:
@@ -76,32 +32,6 @@ def _img(b64: str | None, alt: str) -> str:
     return f'<img alt="{esc(alt)}" src="data:image/png;base64,{b64}">' if b64 else ""
 
 
-def _fig_b64(fig) -> str:
-    import matplotlib.pyplot as plt
-
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
-    plt.close(fig)
-    return base64.b64encode(buf.getvalue()).decode()
-
-
-def _note(text: str) -> str:
-    return f'<p class="note">{esc(text)}</p>'
-
-
-def _section(title: str, body: str, anchor: str) -> str:
-    return f'<section id="{esc(anchor)}"><h2>{esc(title)}</h2>{body}</section>'
-
-
-def _table(header: list[str], rows: list[list[Any]], cls: str = "") -> str:
-    """Cells are escaped, except values wrapped as ("html", markup) built by this module."""
-    def cell(v: Any) -> str:
-        return v[1] if isinstance(v, tuple) and v and v[0] == "html" else esc(v)
-    head = "".join(f"<th>{esc(h)}</th>" for h in header)
-    body = "".join("<tr>" + "".join(f"<td>{cell(v)}</td>" for v in row) + "</tr>" for row in rows)
-    return f'<table class="{esc(cls)}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
-
-
 def _kv_table(data: dict, limit: int = 24) -> str:
     """Scalars of a stage summary (nested dicts one level down), for summaries whose shape varies."""
     rows = []
@@ -112,7 +42,7 @@ def _kv_table(data: dict, limit: int = 24) -> str:
             rows.append([key, _short(value)])
         else:
             rows.append([key, _short(value)])
-    return _table(["", "value"], rows[:limit], "kv") if rows else _note("empty summary")
+    return html_table(["", "value"], rows[:limit], "kv") if rows else html_note("empty summary")
 
 
 def _short(v: Any) -> str:
@@ -248,12 +178,12 @@ def comparison_plot(results: dict) -> str:
     ax.set_xlim(0, 100)
     ax.set_xlabel(f"accuracy (%), {results.get('scoring', '')} scoring, 95 % bootstrap interval")
     ax.spines[["top", "right"]].set_visible(False)
-    return _fig_b64(fig)
+    return fig_b64(fig)
 
 
 def comparison_section(results: dict | None) -> str:
     if not results or not results.get("conditions"):
-        return _section("Comparison", _note("eval/results.json is missing: run `entigraph eval`."), "comparison")
+        return html_section("Comparison", html_note("eval/results.json is missing: run `entigraph eval`."), "comparison")
     modes = results.get("modes", [])
     rows = []
     for cond, c in results["conditions"].items():
@@ -261,16 +191,16 @@ def comparison_section(results: dict | None) -> str:
         row = [cond, pct(c["accuracy"]), f"[{100 * lo:.1f}, {100 * hi:.1f}]", c["correct"], c["n"]]
         row += [pct(c["by_mode"].get(m, {}).get("accuracy")) for m in modes]
         rows.append(row)
-    table = _table(["condition", "accuracy", "95 % CI", "correct", "n", *[f"{m}" for m in modes]], rows, "comparison")
+    table = html_table(["condition", "accuracy", "95 % CI", "correct", "n", *[f"{m}" for m in modes]], rows, "comparison")
     extra = []
     cloze = {c: v for c, v in results["conditions"].items() if "exact_match" in v}
     if cloze:
-        extra.append(_table(["condition", "greedy exact match", "mean target log-prob / token"],
+        extra.append(html_table(["condition", "greedy exact match", "mean target log-prob / token"],
                             [[c, pct(v["exact_match"]), f"{v.get('target_logprob', float('nan')):.3f}"]
                              for c, v in cloze.items()], "cloze"))
     if results.get("by_type"):
         conds = list(results["conditions"])
-        extra.append(_table(["probe type", *conds], [[t, *[pct(v.get(c, {}).get("accuracy")) for c in conds]]
+        extra.append(html_table(["probe type", *conds], [[t, *[pct(v.get(c, {}).get("accuracy")) for c in conds]]
                                                      for t, v in results["by_type"].items()], "by-type"))
     note = (f"Headline scoring: <b>{esc(results.get('scoring'))}</b>; the other columns rescore the same runs "
             "(raw = summed log-probability, length_norm = per token, char_norm = per character, "
@@ -281,21 +211,21 @@ def comparison_section(results: dict | None) -> str:
     body = table + f"<p>{note}</p>" + "".join(extra) + _img(comparison_plot(results), "accuracy by condition")
     if results.get("probes") == "generated":
         body = f'<p class="generated"><b>Generated probes.</b> {esc(GENERATED_NOTE)}</p>' + body
-    return _section("Comparison", body, "comparison")
+    return html_section("Comparison", body, "comparison")
 
 
 def paired_section(results: dict | None) -> str:
     if not results or not results.get("paired"):
-        return _section("Paired tests", _note("No pair of conditions to compare."), "paired")
+        return html_section("Paired tests", html_note("No pair of conditions to compare."), "paired")
     loglik = any("logprob_diff" in p for p in results["paired"])
-    rows = [[f"{p['a']} − {p['b']}", ("html", _diff(p)),
+    rows = [[f"{p['a']} − {p['b']}", Html(_diff(p)),
              f"[{100 * p['ci95'][0]:+.1f}, {100 * p['ci95'][1]:+.1f}]", p["only_a"], p["only_b"],
              f"{p['mcnemar_p']:.3g}"] + ([_lp(p)] if loglik else []) for p in results["paired"]]
-    body = _table(["difference", "points", "95 % CI (paired bootstrap)", "only a right", "only b right",
+    body = html_table(["difference", "points", "95 % CI (paired bootstrap)", "only a right", "only b right",
                    "McNemar exact p"] + (["Δ target log-lik / token [95 % CI]"] if loglik else []), rows, "paired")
-    body += _note("Same questions under both conditions: the exact McNemar test looks only at questions "
+    body += html_note("Same questions under both conditions: the exact McNemar test looks only at questions "
                   "where exactly one condition is right.")
-    return _section("Paired tests", body, "paired")
+    return html_section("Paired tests", body, "paired")
 
 
 GENERATED_NOTE = ("These are generated probes, not human-written questions: sentences of the documents cut "
@@ -322,104 +252,104 @@ def reading_section(results: dict | None) -> str:
         ca, ba = r["cpt"], r["base"]
         rows.append([name, f"{pct(ca['accuracy'])} [{100 * ca['ci95'][0]:.1f}, {100 * ca['ci95'][1]:.1f}]",
                      f"{pct(ba['accuracy'])} [{100 * ba['ci95'][0]:.1f}, {100 * ba['ci95'][1]:.1f}]",
-                     ("html", _diff(r)), f"[{100 * r['ci95'][0]:+.1f}, {100 * r['ci95'][1]:+.1f}]",
+                     Html(_diff(r)), f"[{100 * r['ci95'][0]:+.1f}, {100 * r['ci95'][1]:+.1f}]",
                      f"{r['mcnemar_p']:.3g}", _lp(r), r["n"]])
     if not rows:
-        return _section("Reading check", _note(
+        return html_section("Reading check", html_note(
             "No reading check: it needs cpt_rag or cpt_oracle among eval.conditions (with eval.reading_check, "
             "the base model is then scored with the same context)."), "reading")
-    body = _table(["context", "adapted model", "base model", "difference", "95 % CI (paired bootstrap)",
+    body = html_table(["context", "adapted model", "base model", "difference", "95 % CI (paired bootstrap)",
                    "McNemar exact p", "Δ target log-lik / token [95 % CI]", "n"], rows, "reading")
-    body += _note("Same questions, same context for both models. A recipe that teaches the documents but "
+    body += html_note("Same questions, same context for both models. A recipe that teaches the documents but "
                   "makes the model read its context worse shows a negative difference here.")
-    return _section("Reading check", body, "reading")
+    return html_section("Reading check", body, "reading")
 
 
 def forgetting_section(results: dict | None) -> str:
     f = (results or {}).get("forgetting") or {}
     if "diff" not in f:
         why = f.get("skipped", "eval/results.json has no forgetting check (written by a newer eval stage)")
-        return _section("Forgetting", _note(f"Not measured: {why}."), "forgetting")
+        return html_section("Forgetting", html_note(f"Not measured: {why}."), "forgetting")
     lo, hi = f["ci95"]
     cls = ("bad" if f["diff"] > 0 else "good") if (lo > 0 or hi < 0) else "flat"
-    body = _table(["held-out text", "blocks", "tokens", "base model loss", "adapted model loss",
+    body = html_table(["held-out text", "blocks", "tokens", "base model loss", "adapted model loss",
                    "difference (nats/token)", "95 % CI (paired bootstrap)", "blocks worse"],
                   [[f.get("detail") or f["source"], f["blocks"], f"{f['tokens']:,}", f"{f['base_loss']:.3f}",
-                    f"{f['cpt_loss']:.3f}", ("html", f'<span class="{cls}">{f["diff"]:+.3f}</span>'),
+                    f"{f['cpt_loss']:.3f}", Html(f'<span class="{cls}">{f["diff"]:+.3f}</span>'),
                     f"[{lo:+.3f}, {hi:+.3f}]", f"{f['worse_blocks']}/{f['blocks']}"]], "forgetting")
-    body += _note("Mean token loss on general text the training never saw (source: "
+    body += html_note("Mean token loss on general text the training never saw (source: "
                   f"{f['source']}); a positive difference means the adapted model models it worse.")
-    return _section("Forgetting", body, "forgetting")
+    return html_section("Forgetting", body, "forgetting")
 
 
 def documents_section(results: dict | None) -> str:
     if not results or not results.get("by_document"):
-        return _section("Per document", _note("No per-document results."), "documents")
+        return html_section("Per document", html_note("No per-document results."), "documents")
     conds = list(results["conditions"])
     rows = [[f"{doc_id} {v.get('title', '')[:60]}".strip(), v["n"], *[pct(v["accuracy"].get(c), 0) for c in conds]]
             for doc_id, v in results["by_document"].items()]
-    return _section("Per document", _table(["document", "questions", *conds], rows, "documents"), "documents")
+    return html_section("Per document", html_table(["document", "questions", *conds], rows, "documents"), "documents")
 
 
 def retrieval_section(results: dict | None) -> str:
     r = (results or {}).get("retrieval") or {}
     if not r:
-        return _section("Retrieval", _note("No retrieval-augmented condition was evaluated."), "retrieval")
+        return html_section("Retrieval", html_note("No retrieval-augmented condition was evaluated."), "retrieval")
     ks = [k for k in (1, 3, 5, 10) if f"recall@{k}" in r]
-    body = _table(["k", *[str(k) for k in ks]], [["document recall@k", *[pct(r[f"recall@{k}"], 0) for k in ks]]])
+    body = html_table(["k", *[str(k) for k in ks]], [["document recall@k", *[pct(r[f"recall@{k}"], 0) for k in ks]]])
     lat = r.get("latency", {})
     body += (f"<p>{esc(r.get('method'))} retrieval over {esc(r.get('chunks'))} chunks of {esc(r.get('chunk_size'))} "
              f"{esc(r.get('chunk_unit'))} ({esc(r.get('index'))} index{', reranked by ' + esc(r['reranker']) if r.get('reranker') else ''}); "
              f"top {esc(r.get('top_k'))} chunks go into the prompt. Latency per query: "
              f"{lat.get('mean_ms', 0):.1f} ms mean, {lat.get('p95_ms', 0):.1f} ms p95.</p>")
     if r.get("index_note"):
-        body += _note(r["index_note"])
+        body += html_note(r["index_note"])
     rows = [[e["question"] if i == 0 else "", c["title"] + (f" ({c['where']})" if c["where"] else ""), f"{c['score']:.3f}"]
             for e in r.get("examples", []) for i, c in enumerate(e["chunks"])]
     if rows:
         body += "<p>What the first questions were given (each chunk cited by document, page or section):</p>"
-        body += _table(["question", "retrieved chunk", "score"], rows)
-    return _section("Retrieval", body, "retrieval")
+        body += html_table(["question", "retrieved chunk", "score"], rows)
+    return html_section("Retrieval", body, "retrieval")
 
 
 def graph_section(out: Path) -> str:
     summary = _read(artifacts.stage_dir(out, "extract") / "summary.json")
     png = _png(artifacts.stage_dir(out, "extract") / "graph.png")
     if summary is None and png is None:
-        return _section("Knowledge graph", _note("extract/ has no summary or graph picture: run `entigraph extract`."), "graph")
+        return html_section("Knowledge graph", html_note("extract/ has no summary or graph picture: run `entigraph extract`."), "graph")
     body = (_kv_table(summary) if isinstance(summary, dict) else "") + _img(png, "entity graph")
-    return _section("Knowledge graph", body, "graph")
+    return html_section("Knowledge graph", body, "graph")
 
 
 def synthesis_section(out: Path) -> str:
     summary = _read(artifacts.stage_dir(out, "synthesize") / "summary.json")
     if not isinstance(summary, dict):
-        return _section("Synthesis", _note("synthesize/summary.json is missing: run `entigraph synthesize`."), "synthesis")
-    return _section("Synthesis", _kv_table(summary), "synthesis")
+        return html_section("Synthesis", html_note("synthesize/summary.json is missing: run `entigraph synthesize`."), "synthesis")
+    return html_section("Synthesis", _kv_table(summary), "synthesis")
 
 
 def filter_section(out: Path) -> str:
     report = _read(artifacts.stage_dir(out, "filter") / "report.json")
     if not isinstance(report, dict):
-        return _section("Filters and data quality", _note("filter/report.json is missing: run `entigraph filter`."), "filter")
+        return html_section("Filters and data quality", html_note("filter/report.json is missing: run `entigraph filter`."), "filter")
     try:
         from entigraph.quality import report_section_html  # the filter stage's own section
     except ImportError:
-        return _section("Filters and data quality", _kv_table(report), "filter")
+        return html_section("Filters and data quality", _kv_table(report), "filter")
     try:
         return f'<section id="filter">{report_section_html(report)}</section>'  # it has its heading, escapes its text
     except Exception as e:  # a broken section must not cost the whole report
-        body = _note(f"the data-quality section failed to render ({type(e).__name__}: {e})") + _kv_table(report)
-        return _section("Filters and data quality", body, "filter")
+        body = html_note(f"the data-quality section failed to render ({type(e).__name__}: {e})") + _kv_table(report)
+        return html_section("Filters and data quality", body, "filter")
 
 
 def training_section(out: Path) -> str:
     train = artifacts.stage_dir(out, "train")
     png, summary = _png(train / "loss.png"), _read(train / "summary.json")
     if png is None and summary is None:
-        return _section("Training", _note("train/ has no loss curve or summary: run `entigraph train`."), "training")
-    body = (_kv_table(summary) if isinstance(summary, dict) else "") + (_img(png, "loss curves") or _note("no loss.png"))
-    return _section("Training", body, "training")
+        return html_section("Training", html_note("train/ has no loss curve or summary: run `entigraph train`."), "training")
+    body = (_kv_table(summary) if isinstance(summary, dict) else "") + (_img(png, "loss curves") or html_note("no loss.png"))
+    return html_section("Training", body, "training")
 
 
 def config_section(out: Path) -> str:
@@ -431,14 +361,14 @@ def config_section(out: Path) -> str:
         # every attempt at the stage's settings (a crash and its resume), else the last attempt
         per_stage = {k: float(timings.get("total", {}).get(k, v)) for k, v in timings.items() if k != "total"}
         total = sum(per_stage.values())
-        body += _table(["stage", "seconds (all attempts)", "share"],
+        body += html_table(["stage", "seconds (all attempts)", "share"],
                        [[k, f"{v:.1f}", pct(v / total if total else 0, 0)] for k, v in per_stage.items()]
                        + [["total", f"{total:.1f}", ""]])
     else:
-        body += _note("timings.json is missing (stages run through the pipeline record their times).")
+        body += html_note("timings.json is missing (stages run through the pipeline record their times).")
     body += (f"<details><summary>config.yaml</summary><pre>{esc(text)}</pre></details>" if text
-             else _note("config.yaml is missing."))
-    return _section("Timings and configuration", body, "config")
+             else html_note("config.yaml is missing."))
+    return html_section("Timings and configuration", body, "config")
 
 
 def render(cfg: RunConfig) -> str:

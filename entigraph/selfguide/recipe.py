@@ -30,6 +30,7 @@ from typing import Callable
 from ..backends.base import Backend
 from ..errors import run_reporting_errors
 from ..io import read_json, write_json, write_jsonl
+from ..reporting import Html, html_table
 from .annotate import annotate, vote
 from .settings import SelfGuideConfig, load_config
 from .gates import InputFilter, OutputFilter, balance
@@ -338,40 +339,32 @@ def summary_lines(s: dict) -> list[str]:
 
 # ---------------------------------------------------------------- report
 
-def _ci(s: dict) -> str:
-    return f"{s['mean']:.1f} <small>[{s['ci95'][0]:.1f}, {s['ci95'][1]:.1f}]</small>"
+def _ci(s: dict) -> Html:
+    return Html(f"{s['mean']:.1f} <small>[{s['ci95'][0]:.1f}, {s['ci95'][1]:.1f}]</small>")
 
 
 def report_section_html(results: dict) -> str:
     """An HTML fragment: the search grid, then per test task prompting vs SELF-GUIDE with 95 %
     bootstrap intervals, what the filters kept, and the wall time."""
-    e = html.escape
     choice = results["search"]["choice"]
     out = ["<section class='selfguide'><h2>SELF-GUIDE</h2>"]
     if results["search"]["points"]:
-        out.append("<h3>Parameter search (validation split; objective: worst task's gain)</h3>"
-                   "<table><tr><th>temperature</th><th>epochs</th>"
-                   + "".join(f"<th>{e(t)}</th>" for t in results["search"]["points"][0]["gains"])
-                   + "<th>worst</th></tr>")
+        tasks = list(results["search"]["points"][0]["gains"])
+        rows = []
         for p in results["search"]["points"]:
             chosen = (p["temperature"], p["epochs"]) == (choice["temperature"], choice["epochs"])
-            out.append(f"<tr{' class=chosen' if chosen else ''}><td>{p['temperature']:g}</td><td>{p['epochs']}</td>"
-                       + "".join(f"<td>{g:+.1f}</td>" for g in p["gains"].values())
-                       + f"<td><b>{min(p['gains'].values()):+.1f}</b>{' ✓' if chosen else ''}</td></tr>")
-        out.append("</table>")
-    out.append(f"<h3>Test tasks (temperature {choice['temperature']:g}, {choice['epochs']} epoch(s))</h3>"
-               "<table><tr><th>task</th><th>metric</th><th>rows</th><th>few-shot prompting</th>"
-               "<th>SELF-GUIDE</th><th>gain</th><th>generated</th><th>dropped by filter</th><th>kept</th>"
-               "<th>wall time (s)</th></tr>")
-    for r in results["test"]:
-        drops = ", ".join(f"{e(k)} {v}" for k, v in sorted(r["data"]["dropped"].items())) or "none"
-        secs = sum(r["seconds"].values())
-        out.append(f"<tr><td>{e(r['task'])}</td><td>{e(r['metric'])}</td><td>{r['baseline']['n']}</td>"
-                   f"<td>{_ci(r['baseline'])}</td><td>{_ci(r['selfguide'])}</td><td>{_ci(r['gain'])}</td>"
-                   f"<td>{r['data']['generated']}</td><td>{drops}</td><td>{r['data']['kept']}</td>"
-                   f"<td>{secs:.0f}</td></tr>")
-    out.append("</table><p>Scores in points (exact match for classification, ROUGE-L F1 for generation), "
-               "95 % bootstrap intervals over test rows; the gain interval is paired (same rows).</p></section>")
+            rows.append([f"{p['temperature']:g}", p["epochs"], *(f"{g:+.1f}" for g in p["gains"].values()),
+                         Html(f"<b>{min(p['gains'].values()):+.1f}</b>{' ✓' if chosen else ''}")])
+        out += ["<h3>Parameter search (validation split; objective: worst task's gain)</h3>",
+                html_table(["temperature", "epochs", *tasks, "worst"], rows, "search")]
+    rows = [[r["task"], r["metric"], r["baseline"]["n"], _ci(r["baseline"]), _ci(r["selfguide"]), _ci(r["gain"]),
+             r["data"]["generated"], ", ".join(f"{k} {v}" for k, v in sorted(r["data"]["dropped"].items())) or "none",
+             r["data"]["kept"], f"{sum(r['seconds'].values()):.0f}"] for r in results["test"]]
+    out += [f"<h3>Test tasks (temperature {choice['temperature']:g}, {choice['epochs']} epoch(s))</h3>",
+            html_table(["task", "metric", "rows", "few-shot prompting", "SELF-GUIDE", "gain", "generated",
+                        "dropped by filter", "kept", "wall time (s)"], rows, "tasks"),
+            "<p>Scores in points (exact match for classification, ROUGE-L F1 for generation), "
+            "95 % bootstrap intervals over test rows; the gain interval is paired (same rows).</p></section>"]
     return "\n".join(out)
 
 

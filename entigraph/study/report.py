@@ -9,7 +9,7 @@ import math
 import re
 from pathlib import Path
 
-from ..evaluation.report import CSS, SCRIPT, _fig_b64, _note, _section, _table, esc
+from ..reporting import CSS, SCRIPT, esc, fig_b64, html_note, html_section, html_table, md_table, points
 from ..io import atomic_path, write_json
 from .analysis import probe_name
 
@@ -19,19 +19,14 @@ GENERATED = ("Generated probes are not human-written questions: sentences of the
 
 
 # --- formatting ------------------------------------------------------------------------------
-def pct(x: float) -> str:
-    """Whole points when exact (n = 50 gives steps of 2), else one decimal."""
-    return f"{x:.0f}" if abs(x - round(x)) < 0.05 else f"{x:.1f}"
-
-
 def spct(x: float) -> str:
-    return ("+" if x >= 0 else "") + pct(x)
+    return ("+" if x >= 0 else "") + points(x)
 
 
 def fmt_acc(r: dict | None) -> str:
     if not r:
         return "—"
-    return f"{pct(r['accuracy'])} [{pct(r['ci95'][0])}, {pct(r['ci95'][1])}]"
+    return f"{points(r['accuracy'])} [{points(r['ci95'][0])}, {points(r['ci95'][1])}]"
 
 
 def fmt_p(p: float) -> str:
@@ -269,11 +264,11 @@ def verdicts(res: dict) -> list[str]:
 
 
 # --- markdown --------------------------------------------------------------------------------
-def md_table(header: list[str], rows: list[list[str]]) -> list[str]:
-    align = ["---:" if h in ("synthetic tokens", "training tokens", "gap closed", "steps", "blocks") else "---"
-             for h in header]
-    return ["| " + " | ".join(header) + " |", "|" + "|".join(align) + "|"] + \
-        ["| " + " | ".join(r) + " |" for r in rows]
+RIGHT = ("synthetic tokens", "training tokens", "gap closed", "steps", "blocks")  # right-aligned columns
+
+
+def _md(header: list[str], rows: list[list[str]]) -> list[str]:
+    return md_table(header, rows, right=RIGHT)
 
 
 def markdown_comparison(res: dict) -> str:
@@ -282,30 +277,63 @@ def markdown_comparison(res: dict) -> str:
         n = _n(res, ptype)
         gen = " — *generated from the documents, not human-written*" if ptype.startswith("generated") else ""
         lines += [f"**{label[0].upper() + label[1:]} probes**{gen} (accuracy %, 95 % bootstrap interval; n = {n})", ""]
-        lines += md_table(*comparison_rows(res, ptype)) + [""]
+        lines += _md(*comparison_rows(res, ptype)) + [""]
     h, rows = loglik_rows(res)
     if rows:
         lines += ["**Target log-likelihood** (mean per-token log-probability of the right answer, closed-book; "
                   "paired bootstrap 95 % interval of the difference; wins = probes where it rose)", ""]
-        lines += md_table(h, rows) + [""]
+        lines += _md(h, rows) + [""]
     h, rows = reading_rows(res)
     if rows:
         lines += ["**Reading check**: each trained model against the base model with the same context "
                   "(retrieved chunks; the document itself), same probes", ""]
-        lines += md_table(h, rows) + [""]
+        lines += _md(h, rows) + [""]
     h, rows = forgetting_rows(res)
     if rows:
         lines += ["**Forgetting**: mean token loss on held-out general text, base against trained model "
                   "(paired bootstrap over blocks; positive = worse)", ""]
-        lines += md_table(h, rows) + [""]
+        lines += _md(h, rows) + [""]
+    more = markdown_tradeoff(res, "reporting")
+    if more:
+        lines += [more]
     lines += ["**Runs** (wall seconds per stage on this machine; every attempt counted)", ""]
-    lines += md_table(*runs_rows(res)) + [""]
+    lines += _md(*runs_rows(res)) + [""]
     c = res.get("compute", {})
     if c:
         lines += [f"Machine time spent on this study's runs: {c['spent_seconds'] / 60:.0f} min; "
                   f"{c['reused_stages']} of {c['stages']} stages came from the stage cache "
                   f"(saving {c['saved_seconds'] / 60:.0f} min).", ""]
     return "\n".join(lines)
+
+
+def tradeoff_rows(res: dict, role: str | None = None) -> tuple[list[str], list[list[str]]]:
+    """Per run and probe type, each model (base a = 0, eval.interpolate's mixes, trained a = 1):
+    closed-book, and with retrieved chunks and the document against the base model in that setting."""
+    header = ["run", "probes", "a", "closed-book", "closed target log-lik", "RAG", "RAG vs base: Δ acc (McNemar p)",
+              "RAG vs base: Δ log-lik [95 % CI]", "oracle", "oracle vs base: Δ log-lik [95 % CI]"]
+    rows = []
+    for run, curve in (res.get("tradeoff") or {}).items():
+        if role and res["runs"].get(run, {}).get("role") != role:
+            continue
+        cells: dict[tuple[str, float], dict[str, dict]] = {}
+        for r in curve:
+            cells.setdefault((r["probe_type"], r["alpha"]), {})[r["setting"]] = r
+        for (ptype, alpha), by in cells.items():
+            closed, rag, oracle = by.get("closed"), by.get("rag"), by.get("oracle")
+            lp = f"{closed['target_logprob']:.3f}" if closed and closed.get("target_logprob") is not None else "—"
+            rows.append([f"`{run}`", probe_name(ptype), f"{alpha:g}", fmt_acc(closed), lp, fmt_acc(rag),
+                         fmt_test((rag or {}).get("vs_base")), fmt_lp((rag or {}).get("vs_base")), fmt_acc(oracle),
+                         fmt_lp((oracle or {}).get("vs_base"))])
+    return header, rows
+
+
+def markdown_tradeoff(res: dict, role: str | None = None) -> str:
+    h, rows = tradeoff_rows(res, role)
+    if not rows:
+        return ""
+    return "\n".join(["**In context, and over the interpolation weight a** ((1 - a) x base + a x trained; a = 0 "
+                      "is the base model, 1 the trained one; accuracy %, 95 % bootstrap interval; paired tests "
+                      "against the base model with the same context)", "", *_md(h, rows)]) + "\n"
 
 
 def markdown_tuning(res: dict) -> str:
@@ -317,7 +345,8 @@ def markdown_tuning(res: dict) -> str:
     ties = f"ties within {s['tie_within']:g}" + (" or within noise (paired bootstrap per probe)" if s.get("noise") else "")
     then = "grid order" if s["tie_break"] == "order" else f"{METRIC[s['tie_break']]}, then grid order"
     rule = f"Chosen by closed-book {METRIC[s['metric']]} on the tuning documents' probes ({ties} broken by {then})."
-    return "\n".join(md_table(h, rows) + ["", rule, "", *[f"- {c}" for c in chosen]]) + "\n"
+    more = markdown_tradeoff(res, "tuning")
+    return "\n".join(_md(h, rows) + ["", rule, "", *[f"- {c}" for c in chosen]] + (["", more] if more else [])) + "\n"
 
 
 def markdown_ranking(res: dict) -> str:
@@ -325,7 +354,7 @@ def markdown_ranking(res: dict) -> str:
         return ""
     h, rows = ranking_rows(res)
     return "\n".join([f"{GENERATED} Closed-book, each kind's probe types pooled. " + ranking_sentence(res), "",
-                      *md_table(h, rows)]) + "\n"
+                      *_md(h, rows)]) + "\n"
 
 
 def markdown(res: dict) -> str:
@@ -435,13 +464,13 @@ def scaling_plot(res: dict, names: list[str], path: Path | None = None) -> str |
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
         fig.savefig(path, dpi=100)
-    return _fig_b64(fig)
+    return fig_b64(fig)
 
 
 # --- HTML --------------------------------------------------------------------------------------
 def _html_table(header: list[str], rows: list[list[str]], cls: str) -> str:
     clean = [[re.sub(r"\*\*(.*?)\*\*", r"\1", c).strip("`") for c in r] for r in rows]
-    return _table(header, clean, cls)
+    return html_table(header, clean, cls)
 
 
 def html(res: dict, plot_b64: str | None) -> str:
@@ -450,8 +479,8 @@ def html(res: dict, plot_b64: str | None) -> str:
             f"{esc(res['config'])}; reporting documents {esc(_range(sp['reporting']))}, tuning documents "
             f"{esc(_range(sp['tuning']) if sp['tuning'] else 'none')} ({esc(sp['check'])})</p>")
     v = verdicts(res)
-    sections = [_section("What the tests say", ("<ul>" + "".join(f"<li>{esc(x)}</li>" for x in v) + "</ul>") if v
-                         else _note("No trained recipe with paired tests yet."), "verdicts")]
+    sections = [html_section("What the tests say", ("<ul>" + "".join(f"<li>{esc(x)}</li>" for x in v) + "</ul>") if v
+                         else html_note("No trained recipe with paired tests yet."), "verdicts")]
     body = ""
     for ptype, label in probe_kinds(res):
         gen = ptype.startswith("generated")
@@ -460,12 +489,12 @@ def html(res: dict, plot_b64: str | None) -> str:
         if gen:
             body += f'<p class="generated"><b>Generated probes.</b> {esc(GENERATED)}</p>'
         body += _html_table(*comparison_rows(res, ptype), "comparison")
-    body += _note("Accuracy in %, 95 % bootstrap intervals; gap closed = share of the base model's closed-book → "
+    body += html_note("Accuracy in %, 95 % bootstrap intervals; gap closed = share of the base model's closed-book → "
                   "oracle gap the recipe closes closed-book; McNemar: exact test on the probes where exactly one "
                   "of the two is right.")
-    sections.append(_section("Comparison", body, "comparison"))
+    sections.append(html_section("Comparison", body, "comparison"))
     if plot_b64:
-        sections.append(_section("Scaling", f'<img alt="scaling plot" src="data:image/png;base64,{plot_b64}">', "scaling"))
+        sections.append(html_section("Scaling", f'<img alt="scaling plot" src="data:image/png;base64,{plot_b64}">', "scaling"))
     for title, (h, rows), anchor, note in (
             ("Target log-likelihood", loglik_rows(res), "loglik",
              "Closed-book; paired bootstrap interval of the mean difference; wins = probes where it rose."),
@@ -473,14 +502,20 @@ def html(res: dict, plot_b64: str | None) -> str:
              "Each trained model against the base model with the same context: learning the documents must not cost reading them."),
             ("Forgetting", forgetting_rows(res), "forgetting",
              "Mean token loss on general text no training saw; positive = the trained model models it worse.")):
-        sections.append(_section(title, _html_table(h, rows, anchor) + _note(note) if rows else _note("Nothing to show."), anchor))
+        sections.append(html_section(title, _html_table(h, rows, anchor) + html_note(note) if rows else html_note("Nothing to show."), anchor))
+    h, rows = tradeoff_rows(res)
+    if rows:
+        sections.append(html_section("In context, and over the interpolation weight", _html_table(h, rows, "tradeoff")
+                                     + html_note("(1 - a) x base + a x trained; a = 0 is the base model, 1 the trained "
+                                                 "one; paired tests against the base model with the same context."),
+                                     "tradeoff"))
     h, rows = tuning_rows(res)
-    tune = _html_table(h, rows, "tuning") if rows else _note("No tuning runs.")
+    tune = _html_table(h, rows, "tuning") if rows else html_note("No tuning runs.")
     tune += "".join(f"<p>{esc(n)}: {esc(fmt_point(t['chosen'] or {}))} — {esc(t['why'])}</p>" for n, t in res["tuning"].items())
-    sections.append(_section("Chosen hyperparameters and the tuning evidence", tune, "tuning"))
+    sections.append(html_section("Chosen hyperparameters and the tuning evidence", tune, "tuning"))
     if res.get("ranking"):
         h, rows = ranking_rows(res)
-        sections.append(_section("Generated against given probes",
+        sections.append(html_section("Generated against given probes",
                                  f'<p class="generated">{esc(GENERATED)}</p><p>{esc(ranking_sentence(res).replace("**", ""))}</p>'
                                  + _html_table(h, rows, "ranking"), "ranking"))
     h, rows = runs_rows(res)
@@ -488,7 +523,7 @@ def html(res: dict, plot_b64: str | None) -> str:
     note = (f"Machine time spent: {c.get('spent_seconds', 0) / 60:.0f} min; {c.get('reused_stages', 0)} of "
             f"{c.get('stages', 0)} stages reused from the stage cache (saving {c.get('saved_seconds', 0) / 60:.0f} min).")
     all_runs = [[n, r["role"], r["probes"], fmt_point(r["point"]), _stage_cell(r)] for n, r in res["runs"].items()]
-    sections.append(_section("Token budgets and wall time", _html_table(h, rows, "runs") + _note(note)
+    sections.append(html_section("Token budgets and wall time", _html_table(h, rows, "runs") + html_note(note)
                              + "<h3>Every run</h3>" + _html_table(["run", "role", "probes", "settings", "stage seconds"],
                                                                    all_runs, "all-runs"), "runs"))
     return ("<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">"

@@ -149,4 +149,4 @@ def test_source_coverage_per_mode_counts_known_cases_exactly():
     # names: Ellery, Quarrow Trust (the first word of a sentence is no name), Marit Ellery, Quarrow Trust, Venn
     assert modes["explain"]["invented_name_rate"] == 1 / 5
     html = report_section_html(report)
-    assert "Source coverage" in html and "<strong>all modes</strong>" in html and "25.0%" in html
+    assert "Source coverage" in html and "<strong>all modes</strong>" in html and "25.0 %" in html
