@@ -13,13 +13,13 @@ Metrics (all on word tokens, see text.words):
 - entity / edge coverage: share of graph entities mentioned in some passage, and of graph edges
   whose two entities are both mentioned in one passage (names and aliases, entities.index.EntityIndex).
 - embedding coverage: share of source passages whose nearest synthetic passage has cosine >=
-  filter.coverage_threshold (optional: needs an embedding function).
+  report.coverage_threshold (optional: needs an embedding function).
 - source-unit coverage (entigraph/facts/coverage.py), per synthesis mode and for all modes, before
   and after filtering: the share of source units (the corpus's sentences) restated by at least 1
-  and at least filter.coverage_k synthetic sentences, overall and per document; the share of
+  and at least synthesis.coverage_k synthetic sentences, overall and per document; the share of
   synthetic sentences the source supports; the invented-name rate. Markup ("Question:", list
   markers) is not a claim, and the generator-free modes' instructions are not counted.
-- the support gate (filter.sentence_support): per mode, passages and sentences judged, kept,
+- the support gate (filter.support): per mode, passages and sentences judged, kept,
   repaired and dropped, the reasons sentences were removed, and examples.
 """
 
@@ -36,7 +36,7 @@ from typing import Any
 
 import numpy as np
 
-from .config import FilterConfig
+from .config import FilterConfig, ReportConfig
 from .reporting import Html, html_table, pct
 from .filters import FilterContext, Judge, Outcome, SentenceSupport
 from .minhash import near_duplicates
@@ -151,11 +151,11 @@ def embedding_coverage(source: np.ndarray, synth: np.ndarray, threshold: float) 
     return {"embedding_coverage": float((best >= threshold).mean()), "mean_best_cosine": float(best.mean())}
 
 
-def metrics(passages: list[SynthPassage], ctx: FilterContext, cfg: FilterConfig, copy_grams: set[int],
-            graph: tuple[list[str], list[tuple[str, str]]], seed: int) -> dict:
+def metrics(passages: list[SynthPassage], ctx: FilterContext, cfg: FilterConfig, report: ReportConfig,
+            copy_grams: set[int], graph: tuple[list[str], list[tuple[str, str]]], seed: int) -> dict:
     texts = [p.text for p in passages]
     toks = [words(t) for t in texts]
-    dups = near_duplicates(texts, cfg.near_dup_threshold, cfg.near_dup_num_perm)
+    dups = near_duplicates(texts, cfg.near_dup.threshold, cfg.near_dup.num_perm)
     names = [invented_names(t, ctx.vocab) for t in texts]
     n_candidates = sum(len(c) for c, _ in names)
     return {
@@ -163,7 +163,7 @@ def metrics(passages: list[SynthPassage], ctx: FilterContext, cfg: FilterConfig,
         "tokens": sum(p.completion_tokens for p in passages),
         "words": sum(len(t) for t in toks),
         **{f"distinct_{n}": distinct_n(toks, n) for n in (1, 2, 3)},
-        "self_bleu": self_bleu(toks, cfg.self_bleu_sample, seed),
+        "self_bleu": self_bleu(toks, report.self_bleu_sample, seed),
         "compression_ratio": compression_ratio(texts),
         "near_dup_rate": sum(d is not None for d in dups) / len(dups) if dups else None,
         "copy_rate": copy_rate(toks, copy_grams),
@@ -212,23 +212,24 @@ def support_summary(support: SentenceSupport | None, outcome: Outcome) -> dict |
 
 
 def build_report(inputs: list[SynthPassage], outcome: Outcome, ctx: FilterContext, cfg: FilterConfig, *,
-                 documents: list[Document], source: list[Passage], entities: list[Entity],
+                 report: ReportConfig | None = None, coverage_k: int = 3, documents: list[Document], source: list[Passage], entities: list[Entity],
                  graph: Any = None, seed: int = 0, judge: Judge | None = None,
                  embed: Embed | None = None, support: SentenceSupport | None = None) -> dict:
     """The report JSON: counts per filter with examples, repairs, and metrics before/after.
     `graph` is the extract stage's networkx graph (None: every entity a node, no edges)."""
+    report = report or ReportConfig()
     before = [p for p in inputs if p.status == "ok" and p.text.strip()]
     copy_grams = corpus_ngrams(documents, COPY_N)
     nodes_edges = graph_ids(graph, entities)
     sets = {"before": before, "after": outcome.kept}
-    report_metrics = {k: metrics(v, ctx, cfg, copy_grams, nodes_edges, seed) for k, v in sets.items()}
+    report_metrics = {k: metrics(v, ctx, cfg, report, copy_grams, nodes_edges, seed) for k, v in sets.items()}
     if embed is not None:
         texts = sorted({p.text for p in before + outcome.kept} | {p.text for p in source})
         vecs = dict(zip(texts, embed(texts))) if texts else {}
         src = np.array([vecs[p.text] for p in source]).reshape(len(source), -1)
         for k, v in sets.items():
             syn = np.array([vecs[p.text] for p in v]).reshape(len(v), -1)
-            report_metrics[k].update(embedding_coverage(src, syn, cfg.coverage_threshold))
+            report_metrics[k].update(embedding_coverage(src, syn, report.coverage_threshold))
 
     filters = []
     for row in outcome.stats:
@@ -253,8 +254,8 @@ def build_report(inputs: list[SynthPassage], outcome: Outcome, ctx: FilterContex
         "metrics": report_metrics,
         "metrics_notes": "before: generated passages with text (status ok); after: kept passages",
         "support": support_summary(support, outcome),
-        "coverage": unit_coverage(sets, ctx, documents, entities, cfg.coverage_k),
-        "settings": asdict(cfg),
+        "coverage": unit_coverage(sets, ctx, documents, entities, coverage_k),
+        "settings": {"filter": asdict(cfg), "report": asdict(report), "coverage_k": coverage_k},
     }
 
 

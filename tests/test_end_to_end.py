@@ -12,7 +12,7 @@ def test_run_end_to_end_then_skip(tmp_path, tiny_lm, capsys):
         "--set", f"run_dir={tmp_path}",
         "--set", f"backend.model={tiny_lm}",
         "--set", f"models.base={tiny_lm}",
-        "--set", "filter.embedding_coverage=false",
+        "--set", "report.embedding_coverage=false",
         "--set", "train.deepspeed=null",
         "--set", "train.block_size=64",
         "--set", "train.max_steps=4",

@@ -29,7 +29,7 @@ def args(run_dir: Path, tiny_lm: str) -> list[str]:
         "run_dir": run_dir, "name": "k", "backend.model": tiny_lm, "backend.kind": "hf", "models.base": tiny_lm,
         "synthesis.max_passages": 8, "backend.batch_size": 2, "backend.sampling.max_new_tokens": 24,
         "filter.min_words": 1, "filter.require_entities": "false", "filter.max_invented_rate": 1.0,
-        "filter.embedding_coverage": "false", "train.deepspeed": "null", "train.data": "synthetic+raw",
+        "report.embedding_coverage": "false", "train.deepspeed": "null", "train.data": "synthetic+raw",
         "train.block_size": 64, "train.epochs": 1, "train.replay.source": "none", "train.replay.fraction": 0,
         "eval.limit": 6, "eval.bootstrap": 50, "eval.conditions": "[base_closed, cpt_closed]",
     }

@@ -33,9 +33,9 @@ from .spec import StageSpec
 
 STAGE = StageSpec(
     "filter", "apply the quality gates and write the data report",
-    sections=("filter", "models.embedder"),
+    sections=("filter", "report", "models.embedder"),
     outputs=("report.json", "kept.jsonl", "dropped.jsonl", "summary.json"),
-    uses_backend=lambda cfg: cfg.filter.judge,
+    uses_backend=lambda cfg: cfg.filter.judge.enabled,
 )
 
 
@@ -51,17 +51,18 @@ def build_filters(f: FilterConfig, judge_batch_size: int = 16) -> list[Filter]:
     """The gates in order, cheap to expensive, each with its thresholds from the config."""
     support: list[Filter] = []
     gated: list[str] = []
-    if f.sentence_support:
-        gated = list(f.support_modes or LLM_MODES)
-        support = [SentenceSupport(f.support_min_share, f.support_max_absent_names, f.support_max_absent_numbers,
-                                   f.support_min_kept_sentences, f.support_min_kept_share, gated)]
+    s = f.support
+    if s.enabled:
+        gated = list(s.modes or LLM_MODES)
+        support = [SentenceSupport(s.min_share, s.max_absent_names, s.max_absent_numbers, s.min_kept_sentences,
+                                   s.min_kept_share, gated)]
     filters: list[Filter] = [
         Failed(), Empty(), Truncated(f.min_words), *support, Echo(f.echo_threshold), Noise(f.noise_terms),
         Length(f.min_words, f.length_sigma, f.length_reference),
         Repetition(f.max_dup_line_ratio, f.max_top_ngram_share, f.max_dup_ngram_ratio),
-        Grounding(f.require_entities, f.max_invented_rate, gated), NearDup(f.near_dup_threshold, f.near_dup_num_perm),
+        Grounding(f.require_entities, f.max_invented_rate, gated), NearDup(f.near_dup.threshold, f.near_dup.num_perm),
     ]
-    return filters + [Judge(f.judge_threshold, judge_batch_size)] if f.judge else filters
+    return filters + [Judge(f.judge.threshold, judge_batch_size)] if f.judge.enabled else filters
 
 
 def run(cfg: RunConfig, embed: Embed | None = None) -> dict:
@@ -72,17 +73,18 @@ def run(cfg: RunConfig, embed: Embed | None = None) -> dict:
     entities = artifacts.entities(cfg.out)
 
     filters = build_filters(cfg.filter, cfg.backend.batch_size)
-    with open_backend(cfg, cfg.filter.judge_model) if cfg.filter.judge else nullcontext() as judge_backend:
+    with open_backend(cfg, cfg.filter.judge.model) if cfg.filter.judge.enabled else nullcontext() as judge_backend:
         ctx = FilterContext.build(documents, source, entities, judge=judge_backend)
         outcome = apply_filters(inputs, filters, ctx)
 
-    if embed is None and cfg.filter.embedding_coverage:
+    if embed is None and cfg.report.embedding_coverage:
         embed = load_embedder(cfg.models.embedder)
     judge = next((f for f in filters if isinstance(f, Judge)), None)
     support = next((f for f in filters if isinstance(f, SentenceSupport)), None)
-    report = build_report(inputs, outcome, ctx, cfg.filter, documents=documents, source=source, entities=entities,
-                          graph=artifacts.graph(cfg.out), seed=cfg.seed, judge=judge,
-                          embed=embed if cfg.filter.embedding_coverage else None, support=support)
+    report = build_report(inputs, outcome, ctx, cfg.filter, report=cfg.report, coverage_k=cfg.synthesis.coverage_k,
+                          documents=documents, source=source, entities=entities, graph=artifacts.graph(cfg.out),
+                          seed=cfg.seed, judge=judge, embed=embed if cfg.report.embedding_coverage else None,
+                          support=support)
 
     write_jsonl(out / "kept.jsonl", ({**to_dict(p), "edits": outcome.edits.get(p.task_id, []),
                                       "unsupported_sentences": outcome.sentences.get(p.task_id, [])}

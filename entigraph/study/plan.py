@@ -108,7 +108,7 @@ def _uses_backend(cfg: RunConfig, stages: tuple[str, ...]) -> bool:
 
 
 CONTROL = "control"  # the eval label of a control recipe's model (eval.extra_models)
-UNREAD = {"synthesize": ("synthesis", "filter"), "train": ("train",)}  # sections only these stages read
+UNREAD = {"synthesize": ("synthesis", "filter", "report"), "train": ("train",)}  # sections only these stages read
 
 
 def canonical(data: dict, cfg: RunConfig, stages: tuple[str, ...]) -> dict:

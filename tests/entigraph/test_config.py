@@ -89,7 +89,7 @@ def test_selfguide_moved_keys_name_their_new_place():
     ("synthesis.max_passages=0", "synthesis.max_passages must be >= 1, got 0"),
     ("train.epochs=0", "train.epochs must be > 0"),
     ("train.lr=-1", "train.lr must be > 0"),
-    ("filter.near_dup_threshold=1.5", "filter.near_dup_threshold must be <= 1"),
+    ("filter.near_dup.threshold=1.5", "filter.near_dup.threshold must be <= 1"),
     ("backend.sampling.top_p=0", "backend.sampling.top_p must be > 0"),
     ("filter.max_top_ngram_share=[0.2, 2, 0.1]", r"filter.max_top_ngram_share\[1\] must be <= 1"),
     ("train.lr=nan", "train.lr: expected a finite number"),

@@ -3,7 +3,7 @@
 import pytest
 
 from entigraph.backends.base import Generation
-from entigraph.config import FilterConfig
+from entigraph.config import FilterConfig, SupportConfig
 from entigraph.filters import (
     Echo, Empty, Failed, FilterContext, Grounding, Judge, Length, NearDup, Noise, Repetition,
     Truncated, apply_filters,
@@ -228,7 +228,7 @@ def test_first_filter_wins_and_would_flag_counts_each_filter_alone(ctx):
 
 
 # ---------------------------------------------------------------------------------------------
-# The sentence support gate (filter.sentence_support) and the generator-free passages
+# The sentence support gate (filter.support) and the generator-free passages
 
 
 def support_filter(**kw):
@@ -278,7 +278,7 @@ def test_generator_free_passages_pass_every_content_filter_untouched(ctx):
             sp(". ".join(sentences[1:] + sentences[:1]), 1, mode="permute", entities=[]),  # a near-duplicate
             sp(reading, 2, mode="reading", entities=[]),
             sp("Question: Who rowed the boat Patience?\nAnswer: Jonas Pell. " + sentences[2], 3, mode="qa", entities=[])]
-    cfg = FilterConfig(sentence_support=True, min_words=30)
+    cfg = FilterConfig(support=SupportConfig(enabled=True), min_words=30)
     out = apply_filters(free + [sp(GOOD, 4), sp("", 5, mode="qa", entities=[])], build_filters(cfg), ctx)
     assert [p.task_id for p in out.kept] == ["t0", "t1", "t2", "t3", "t4"]  # only the empty one goes
     assert [p.text for p in out.kept[:4]] == [p.text for p in free]  # not mangled: nothing trimmed or repaired
@@ -287,7 +287,7 @@ def test_generator_free_passages_pass_every_content_filter_untouched(ctx):
 
 def test_support_gate_records_removed_sentences_and_replaces_invented_name_grounding(ctx):
     partly = sp(GOOD + " Then Zorblax Venn and Quintus Marr painted the station red.", 0)
-    cfg = FilterConfig(sentence_support=True, min_words=10, max_invented_rate=0.2)
+    cfg = FilterConfig(support=SupportConfig(enabled=True), min_words=10, max_invented_rate=0.2)
     filters = build_filters(cfg)
     assert [f.name for f in filters][:4] == ["failed", "empty", "truncated", "support"]
     out = apply_filters([partly], filters, ctx)

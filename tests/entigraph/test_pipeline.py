@@ -62,7 +62,7 @@ def test_backend_settings_rerun_extract_only_when_it_calls_the_model(tmp_path, c
 
 
 def test_backend_settings_reach_filter_and_eval_only_when_they_call_the_model(tmp_path, calls):
-    base = ("filter.judge=true", "eval.answer_mode=generate")
+    base = ("filter.judge.enabled=true", "eval.answer_mode=generate")
     cfg = cfg_for(tmp_path, *base)
     assert pipeline.BY_NAME["filter"].inputs(cfg)[-1] == "backend"
     assert pipeline.BY_NAME["eval"].inputs(cfg)[-1] == "backend"

@@ -136,7 +136,7 @@ def test_source_coverage_per_mode_counts_known_cases_exactly():
             sp(1, f"{UNITS[0]}. As the text says, {UNITS[0]}.", mode="explain"),  # unit 0 twice more
             sp(2, "Zorblax Venn painted the warehouse red.", mode="explain")]  # supports nothing, invents a name
     outcome = Outcome(kept=kept, dropped=[], edits={}, stats=[])
-    report = build_report(kept, outcome, ctx, FilterConfig(coverage_k=3), documents=[doc], source=[], entities=ents)
+    report = build_report(kept, outcome, ctx, FilterConfig(), coverage_k=3, documents=[doc], source=[], entities=ents)
     cov = report["coverage"]
     assert (cov["units"], cov["documents"]) == (4, 1)
     modes = cov["after"]["modes"]

@@ -102,7 +102,7 @@ def test_run_writes_kept_dropped_report_and_summary(run_cfg):
 
 
 def test_embedding_coverage_can_be_switched_off(run_cfg):
-    run_cfg.filter.embedding_coverage = False
+    run_cfg.report.embedding_coverage = False
     filter_stage.run(run_cfg, embed=lambda texts: pytest.fail("embedder used"))
     report = read_json(artifacts.stage_dir(run_cfg.out, "filter") / "report.json")
     assert "embedding_coverage" not in report["metrics"]["after"]
@@ -127,8 +127,8 @@ def test_judge_runs_through_the_configured_backend(run_cfg, monkeypatch):
     import entigraph.backends
 
     monkeypatch.setattr(entigraph.backends, "run_backend", lambda cfg, model=None: FakeBackend())
-    run_cfg.filter.judge = True
-    run_cfg.filter.embedding_coverage = False
+    run_cfg.filter.judge.enabled = True
+    run_cfg.report.embedding_coverage = False
     summary = filter_stage.run(run_cfg)
     assert summary["dropped"]["judge"] == 1 and summary["kept"] == 3 and FakeBackend.closed
     report = read_json(artifacts.stage_dir(run_cfg.out, "filter") / "report.json")
@@ -144,8 +144,8 @@ def test_missing_synthesis_is_a_user_error(tmp_path):
 
 
 def test_sentence_support_gate_records_each_removed_sentence_and_the_report_shows_coverage(run_cfg):
-    run_cfg.filter.sentence_support = True
-    run_cfg.filter.embedding_coverage = False
+    run_cfg.filter.support.enabled = True
+    run_cfg.report.embedding_coverage = False
     path = artifacts.stage_dir(run_cfg.out, "synthesize") / "passages.jsonl"
     partly = ("In the storm of November 1963 the float wire snapped. "
               "Jonas Pell rowed the boat Patience across the Merrin Sound to fetch a spare wire from Saltmere. "
