@@ -302,6 +302,33 @@ def test_selection_rules():
     assert select([{**evidence[0], "n": 0}], SelectConfig())["point"] is None
 
 
+def test_a_reading_floor_keeps_points_that_read_like_the_base_model(tmp_path):
+    from entigraph.study.config import SelectConfig
+    from entigraph.study.runner import reading_gaps, select
+
+    def ev(alpha, lp, reading):
+        return {"run": f"a{alpha}", "point": {"train.interpolate": alpha}, "n": 10, "accuracy": 0.5,
+                "target_logprob": lp, "reading": reading}
+
+    evidence = [ev(0.25, -2.0, {"gen": 0.1, "hard_gen": 0.05}), ev(0.5, -1.5, {"gen": 0.0, "hard_gen": -0.08}),
+                ev(1.0, -1.0, {"gen": 0.1, "hard_gen": -0.4})]
+    assert select(evidence, SelectConfig())["point"] == {"train.interpolate": 1.0}  # no floor: the best recall
+    choice = select(evidence, SelectConfig(reading_floor=0.1))
+    assert choice["point"] == {"train.interpolate": 0.5} and "not eligible" in choice["why"]
+    assert select(evidence, SelectConfig(reading_floor=0.0))["point"] == {"train.interpolate": 0.25}
+    worse = [ev(0.5, -1.5, {"gen": -0.3}), ev(1.0, -1.0, {"gen": -0.5})]
+    choice = select(worse, SelectConfig(reading_floor=0.1))
+    assert choice["point"] == {"train.interpolate": 0.5} and "reads best" in choice["why"]
+
+    run = tmp_path / "r"
+    (run / "eval").mkdir(parents=True)
+    write_json(run / "eval" / ".done.json", {})
+    write_jsonl(run / "eval" / "records.jsonl", [
+        {"condition": c, "qid": f"q{j}", "probe_type": "gen", "correct": True, "target_logprob": lp + j}
+        for c, lp in (("cpt_rag", -1.5), ("base_rag", -1.0), ("cpt_closed", -9.0)) for j in range(3)])
+    assert reading_gaps(run) == {"gen": pytest.approx(-0.5)}
+
+
 def test_two_invocations_side_by_side_keep_each_others_state(tmp_path, tiny_lm, calls):
     # both read the (empty) state before either writes, as two `--only` processes started together
     path = study_file(tmp_path, tiny_lm)

@@ -202,7 +202,9 @@ def _clear_outputs(out, keep: tuple[str, ...] = (), only: tuple[str, ...] | None
 
 def _interpolated_models(cfg: RunConfig, plan) -> None:
     """eval.interpolate: write each mix of the base and the trained model once; a folder is
-    rewritten when either model's weights changed (their sizes and times are stamped in it)."""
+    rewritten when either model's weights changed (their sizes and times are stamped in it). The
+    folder holds what interpolate_folder writes, nothing else: train.interpolate writes the same bytes,
+    so the eval cache (keyed by content) shares their records."""
     if not getattr(cfg.eval, "interpolate", None):
         return
     from pathlib import Path
@@ -222,13 +224,13 @@ def _interpolated_models(cfg: RunConfig, plan) -> None:
         out = interpolated_dir(cfg, alpha)
         want = {"alpha": alpha, "base": stamp(base), "trained": stamp(trained)}
         try:
-            if read_json(out / "source.json") == want:
+            if read_json(out / ".source.json") == want:
                 continue
         except (OSError, ValueError):
             pass
         say(f"[eval] writing {alpha:g} x trained + {1 - alpha:g} x base to {out}")
         interpolate_folder(base, trained, alpha, out)
-        write_json(out / "source.json", want)
+        write_json(out / ".source.json", want)  # a dot-file: the eval cache digests the rest
 
 
 def _paraphrased(cfg: RunConfig, questions) -> tuple[list, dict]:

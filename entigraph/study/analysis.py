@@ -92,6 +92,44 @@ def timings(run: Path, stages: Iterable[str]) -> dict:
     spent = sum(h["seconds"] for h in history if h["outcome"] != "reused")
     return {"stages": out, "spent_seconds": round(spent, 2), "attempts": len(history)}
 
+def model_alpha(label: str) -> float | None:
+    """The interpolation weight of an eval model label: base 0, cpt 1, alpha<a> a (eval.interpolate)."""
+    if label in ("base", "cpt"):
+        return float(label == "cpt")
+    if label.startswith("alpha"):
+        try:
+            return float(label[5:])
+        except ValueError:
+            return None
+    return None
+
+
+def tradeoff(run: Path, resamples: int = 2000) -> list[dict]:
+    """Per probe type, setting and interpolation weight (the base model, eval.interpolate's mixes,
+    the trained model): accuracy, mean target log-likelihood, and the paired test against the base
+    model in the same setting (the reading check, for every a). [] without records."""
+    path = run / "eval" / "records.jsonl"
+    if not path.is_file() or not (run / "eval" / ".done.json").is_file():
+        return []
+    by: dict[tuple[str, str, str], dict[str, dict]] = {}
+    for r in read_jsonl(path):
+        label, setting = r["condition"].rsplit("_", 1)
+        by.setdefault((label, setting, r.get("probe_type", "")), {})[r["qid"]] = r
+    rows = []
+    for (label, setting, ptype), recs in by.items():
+        alpha = model_alpha(label)
+        if alpha is None or (alpha == 0 and label != "base" and ("base", setting, ptype) in by):
+            continue  # alpha0 is the base model, bit for bit
+        if alpha == 1 and label != "cpt" and ("cpt", setting, ptype) in by:
+            continue
+        row = {"alpha": alpha, "model": label, "setting": setting, "probe_type": ptype, **figures(recs, resamples)}
+        base = by.get(("base", setting, ptype))
+        if base and label != "base":
+            row["vs_base"] = paired_test(recs, base, resamples, 0)
+        rows.append(row)
+    order = {s: i for i, s in enumerate(SETTINGS)}
+    return sorted(rows, key=lambda r: (r["probe_type"], r["alpha"], order.get(r["setting"], 9)))
+
 
 class Analysis:
     def __init__(self, study: StudyConfig, root: Path, specs: dict[str, RunSpec], chosen: dict, evidence: dict):
@@ -168,6 +206,11 @@ class Analysis:
             out["runs"][spec.name] = {"recipe": spec.recipe, "role": spec.role, "probes": spec.probes,
                                       "point": spec.point, **t}
         out["compute"] = self._compute(out["runs"])
+        out["tradeoff"] = {}  # runs scored in context (or at several interpolation weights): every model's curve
+        for spec in self.specs.values():
+            rows = tradeoff(self.root / spec.name, self.resamples)
+            if any(r["setting"] != "closed" for r in rows) or len({r["alpha"] for r in rows}) > 2:
+                out["tradeoff"][spec.name] = rows
         if len(s.probes) > 1:
             out["ranking"] = self._ranking(records)
         return out

@@ -146,6 +146,8 @@ class Study:
         for point in grid_points(recipe.grid):
             spec = self.spec_and_run(self.planner.build(recipe, "tuning", self.tuning_probes, point))
             evidence.append({"run": spec.name, "point": point, **measure(self.dir / spec.name, closed_condition(recipe))})
+            if self.study.select.reading_floor is not None and recipe.train:
+                evidence[-1]["reading"] = reading_gaps(self.dir / spec.name)
         choice = select(evidence, self.study.select)
         self.evidence[recipe.name] = evidence
         self.chosen[recipe.name] = choice
@@ -308,12 +310,48 @@ def measure(run: Path, condition: str) -> dict:
                                          for t in types if t}, "per_probe": per_probe}
 
 
+def reading_gaps(run: Path) -> dict[str, float]:
+    """Per probe type, the trained model's mean target log-likelihood with retrieved chunks minus
+    the base model's with the same chunks, on a tuning run scored with RAG ({} without)."""
+    path = run / "eval" / "records.jsonl"
+    if not (run / "eval" / ".done.json").is_file() or not path.is_file():
+        return {}
+    by: dict[str, dict[str, dict[str, float]]] = {"cpt_rag": {}, "base_rag": {}}
+    for r in read_jsonl(path):
+        if r["condition"] in by and "target_logprob" in r:
+            by[r["condition"]].setdefault(r.get("probe_type", ""), {})[r["qid"]] = r["target_logprob"]
+    out = {}
+    for ptype, mine in by["cpt_rag"].items():
+        theirs = by["base_rag"].get(ptype, {})
+        qids = [q for q in mine if q in theirs]
+        if qids:
+            out[ptype] = float(np.mean([mine[q] - theirs[q] for q in qids]))
+    return out
+
+
+def _reading_floor(done: list[dict], floor: float | None) -> tuple[list[dict], str]:
+    """The points that read within `floor` nats of the base model on every probe type (all of them
+    without a floor); when none does, the one that reads best."""
+    if floor is None:
+        return done, ""
+    worst = {id(e): min((e.get("reading") or {"": float("-inf")}).values()) for e in done}
+    kept = [e for e in done if worst[id(e)] >= -floor]
+    if kept:
+        left = len(done) - len(kept)
+        return kept, (f"; {left} point(s) read more than {floor:g} nats below the base model with retrieved chunks "
+                      "and were not eligible" if left else "")
+    best = max(done, key=lambda e: worst[id(e)])
+    return [best], (f"; no point reads within {floor:g} nats of the base model with retrieved chunks: "
+                    f"{fmt(best['point'])} reads best ({worst[id(best)]:+.3f})")
+
+
 def select(evidence: list[dict], rule) -> dict:
     """The grid point with the best metric; points within `tie_within` of it are ties, broken by
-    the other metric, then by grid order."""
+    the other metric, then by grid order. With `reading_floor`, only points that read within it."""
     done = [e for e in evidence if e.get("n")]
     if not done:
         return {"point": None, "why": "no tuning results"}
+    done, floor_note = _reading_floor(done, getattr(rule, "reading_floor", None))
     metric = rule.metric
     if metric == "target_logprob" and any(e.get("target_logprob") is None for e in done):
         metric = "accuracy"  # multiple-choice questions have no single target text
@@ -337,8 +375,10 @@ def select(evidence: list[dict], rule) -> dict:
         how = "first in grid order" if other is None else f"better {other.replace('_', ' ')}"
         tie = "within noise of it" if getattr(rule, "noise", False) else f"within {rule.tie_within:g} of it"
         why += f"; {fmt(pick['point'])} ({pick[metric]:.4g}) is {tie}, and {how}"
-    if len(done) < len(evidence):
-        why += f" ({len(evidence) - len(done)} grid points without results)"
+    why += floor_note
+    missing = len([e for e in evidence if not e.get("n")])
+    if missing:
+        why += f" ({missing} grid points without results)"
     return {"point": pick["point"], "run": pick["run"], "metric": metric, "tie_break": other, "why": why}
 
 
