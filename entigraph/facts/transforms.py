@@ -7,7 +7,11 @@ Every function returns ``SynthText`` records that name the source units they are
 - ``entity_profile``: every unit that mentions an entity (the graph's mentions), in a new order;
 - ``mine_reading_tasks``: a document followed by cloze and wh-questions mined from it
   (AdaptLLM-style reading comprehension), answers being spans of the source;
-- ``grounded_qa``: the same questions as stand-alone pairs, each answer followed by its sentence.
+- ``grounded_qa``: the same questions as stand-alone pairs, each answer followed by its sentence;
+- ``relation_units``: for a pair or triple of entities, the units that mention two or more of them
+  (co-mentions) first, then each one's own units;
+- ``walk_units``: a path A-B-C through the units, each one mentioning the entity the previous one
+  led to and a new one, other documents first (Synthesize-on-Graph's cross-document walks).
 
 Reordered sentences lose the antecedents of their short names and pronouns, so ``Restorer`` writes
 the full name where the entities tell it ("Leon" -> "Snowstorm Leon", "Under his leadership" ->
@@ -283,3 +287,82 @@ def grounded_qa(units: list[SourceUnit], seed: int, per_unit: int = 1,
             text = f"Question: {t.question}\nAnswer: {t.answer}. {_text(u, restorer)}"
             out.append(SynthText(text, "qa", [u.unit_id], [u.doc_id], {"task": t.__dict__}))
     return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Relations between entities: co-mentions and walks along them, every sentence the source's own
+
+
+class MentionIndex:
+    """Units per entity (the extractor's mentions), in corpus order. Entities in `skip` (common-noun
+    concepts: "testament", "history") link nothing: a walk through "stands as a testament to" would
+    chain unrelated facts."""
+
+    def __init__(self, units: Iterable[SourceUnit], skip: Iterable[str] = ()):
+        self.units = list(units)
+        self.skip = set(skip)
+        self.of: dict[str, list[int]] = defaultdict(list)
+        self.entities: list[list[str]] = []  # per unit: the entities it links
+        for i, u in enumerate(self.units):
+            linked = [e for e in dict.fromkeys(u.entities) if e not in self.skip]
+            self.entities.append(linked)
+            for eid in linked:
+                self.of[eid].append(i)
+
+
+def relation_units(entity_ids: list[str], index: MentionIndex, max_units: int) -> list[SourceUnit]:
+    """The units a passage about these entities is made of, at most `max_units`: those that mention
+    two or more of them first (most of them first, then reading order), then each entity's own units
+    (taken in turns so that each gets some, given grouped per entity in reading order). [] when no
+    unit mentions two of them: the entities are not related in the source."""
+    ids = list(dict.fromkeys(entity_ids))
+    want = set(ids)
+    if want & index.skip:
+        return []
+    shared = lambda i: len(want & set(index.entities[i]))  # noqa: E731
+    co = sorted({i for e in ids for i in index.of.get(e, []) if shared(i) >= 2}, key=lambda i: (-shared(i), i))
+    if not co:
+        return []
+    chosen, co_set = co[:max_units], set(co)
+    own = [[i for i in index.of.get(e, []) if i not in co_set] for e in ids]
+    taken: list[list[int]] = [[] for _ in ids]
+    left = max_units - len(chosen)
+    while left > 0 and any(own):
+        for k, pool in enumerate(own):
+            if pool and left > 0:
+                taken[k].append(pool.pop(0))
+                left -= 1
+    return [index.units[i] for i in chosen + [i for group in taken for i in group]]
+
+
+def walk_units(start: str, home_doc: str, index: MentionIndex, length: int,
+               rng: random.Random) -> tuple[list[SourceUnit], list[str]]:
+    """A walk from entity `start` through `length` - 1 units: the first in `home_doc`, each next one
+    mentioning the entity the previous one led to and an entity not yet on the path. A unit of a
+    document not yet on the path is preferred (the walk crosses documents where the source lets
+    it), then one whose new entity can lead further. Returns (units, entity ids on the path)."""
+    path, chosen, docs, used = [start], [], set(), set()
+    for hop in range(length - 1):
+        options = [(i, f) for i in index.of.get(path[-1], []) if i not in used
+                   for f in index.entities[i] if f not in path]
+        if hop == 0:
+            options = [(i, f) for i, f in options if index.units[i].doc_id == home_doc]
+        if not options:
+            break
+        pool = [o for o in options if index.units[o[0]].doc_id not in docs] or options
+        if hop < length - 2:  # a new entity that can lead on, where there is one
+            onward = [(i, f) for i, f in pool if any(j != i and any(g not in path and g != f for g in index.entities[j])
+                                                      for j in index.of.get(f, []))]
+            pool = onward or pool
+        i, f = rng.choice(pool)
+        chosen.append(i)
+        used.add(i)
+        docs.add(index.units[i].doc_id)
+        path.append(f)
+    return [index.units[i] for i in chosen], path
+
+
+def chain(units: list[SourceUnit], mode: str, restorer: Restorer | None = None) -> SynthText:
+    """The units in the given order, each made to read alone: a relation passage or a walk."""
+    return SynthText(" ".join(_text(u, restorer) for u in units), mode, [u.unit_id for u in units],
+                     sorted({u.doc_id for u in units}))

@@ -30,7 +30,7 @@ from .modes import GENERATOR_FREE, UNIT_MODES, needs_units
 from .planner import Planner
 from .prompts import PLAN, Template, load_templates
 from .sampler import RelationSampler, build_index
-from .sources import UnitOptions, UnitTasks
+from .sources import RelationOptions, UnitOptions, UnitTasks
 from .store import Store
 
 WINDOW_BATCHES = 4  # batches per length-sorting window
@@ -55,8 +55,8 @@ class Engine:
                                 "sampling": dataclasses.asdict(self.sampling[m]), "seed": cfg.seed}
                             for m, t in self.templates.items()}
         tokens = {p.passage_id: backend.count_tokens(p.text) for p in passages} if s.context == "local" else None
-        self.units = (UnitTasks(documents, passages, entities, UnitOptions.from_config(s), cfg.seed)
-                      if needs_units(s.modes, s.strategy) else None)
+        self.units = (UnitTasks(documents, passages, entities, UnitOptions.from_config(s), cfg.seed,
+                                RelationOptions.from_config(s)) if needs_units(s.modes, s.strategy) else None)
         self.sampler = RelationSampler(
             build_index(documents, passages, entities, graph), entities, passages, modes=s.modes,
             strategy=s.strategy, context=s.context, context_tokens=s.context_tokens, seed=cfg.seed,

@@ -4,7 +4,15 @@
 - ``profile``: every sentence about an entity, from the extractor's mentions (and opening pronouns
   the restorer resolves to it), built once, in the stream of the first document that mentions it;
 - ``reading``: a section followed by questions and clozes mined from it;
-- ``qa``: grounded question-answer pairs, each answer followed by the sentence that states it.
+- ``qa``: grounded question-answer pairs, each answer followed by the sentence that states it;
+- ``relation``: for a pair or triple of the graph, the sentences that mention two or more of them,
+  then each one's own sentences (``relation_units`` at most);
+- ``walk``: sentences chained along a path of co-mentions A-B-C (``walk_length`` entities), the
+  first in the document whose stream it belongs to, the next ones in other documents where the
+  source allows (Synthesize-on-Graph, 2025).
+
+A relation's or a walk's units are chosen when its task is drawn (their order is the task's
+provenance); building it joins them.
 
 The transforms themselves are entigraph/facts/transforms.py; here is what a task of each mode is
 (its key and units) and what it becomes. ``NoBackend`` stands in for the model when every mode
@@ -19,7 +27,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from ..backends.base import Generation, Request
-from ..facts.transforms import Restorer, entity_profile, grounded_qa, mine_reading_tasks, permute
+from ..facts.transforms import Restorer, chain, entity_profile, grounded_qa, mine_reading_tasks, permute
 from ..facts.units import SourceUnit
 from ..records import Entity
 
@@ -106,4 +114,7 @@ def build(mode: str, units: list[SourceUnit], seed: int, options: Any, restorer:
     if mode == "qa":
         ts = grounded_qa(units, seed, options.qa_per_unit, restorer)
         return ("\n\n".join(t.text for t in ts), list(dict.fromkeys(u for t in ts for u in t.unit_ids))) if ts else None
+    if mode in ("relation", "walk"):
+        t = chain(units, mode, restorer)
+        return (t.text, t.unit_ids) if units else None
     raise ValueError(f"not a generator-free mode: {mode!r}")

@@ -43,6 +43,9 @@ REGISTRY: tuple[Mode, ...] = (
     Mode("profile", "free", "every sentence about an entity"),
     Mode("reading", "free", "a section followed by questions and clozes mined from it"),
     Mode("qa", "free", "question-answer pairs, each answer followed by the sentence that states it"),
+    Mode("relation", "free", "for a pair or triple of the graph: the sentences that mention them together, "
+                             "then each one's own"),
+    Mode("walk", "free", "sentences chained along a path A-B-C of co-mentions, across documents"),
     Mode("explain", "rewrite", "a window of sentences explained"),
     Mode("quiz", "rewrite", "a window of sentences as a quiz with answers"),
     Mode("dialogue", "rewrite", "a window of sentences as a dialogue"),

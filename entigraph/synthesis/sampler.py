@@ -23,7 +23,9 @@ Strategies (``synthesis.strategy``):
   resumed run makes the same picks as an uninterrupted one.
 
 The modes anchored in source units (generator-free, rewrites, Active Reading) take their tasks
-from ``sources.UnitTasks``; ``per_doc`` caps any mode's tasks per document.
+from ``sources.UnitTasks``; ``relation`` takes each document's co-occurring pairs and the triples
+they grow from here (whatever the strategy), ``walk`` starts a walk at each of its entities; a
+relation or walk met again in a later document is not drawn twice; ``per_doc`` caps any mode's tasks per document.
 
 Every task id hashes what determines its output (mode, entities, documents, context passages and
 the per-mode ``salt``: template version, model, sampling, seed), so a resumed run recognises done work.
@@ -277,6 +279,15 @@ def _weighted_triples(idx: DocIndex, seed: str, patience: int = 200) -> Iterator
         yield t
 
 
+def _relation_tuples(idx: DocIndex) -> Iterator[tuple[int, ...]]:
+    """The relation mode's pairs and triples of a document, in turns: every co-occurring pair
+    (strongest first), and the triple each grows (coverage's first phase). Bounded by the edges:
+    the relation mode never wanders the shuffled space of tuples that do not co-occur."""
+    grown = _coverage_triples(idx, "")
+    triples = islice(grown, len(idx.edges)) if len(idx.entities) >= 3 else iter(())
+    return _interleave([iter([(a, b) for _, a, b in idx.edges]), triples])
+
+
 STREAMS = {
     "exhaustive": {2: lambda idx, s: _shuffled(idx, 2, s, set()), 3: lambda idx, s: _shuffled(idx, 3, s, set())},
     "coverage": {2: _coverage_pairs, 3: _coverage_triples},
@@ -326,9 +337,11 @@ class RelationSampler:
         self.units, self.per_doc, self.round_tasks = units, dict(per_doc or {}), max(1, round_tasks)
         self.feedback = UnitFeedback(units, coverage_k) if strategy == "units" and units is not None else None
         self._seq = count()
+        self._drawn: set[tuple[str, str]] = set()
 
     def __iter__(self) -> Iterator[SynthTask]:
         self._seq = count()
+        self._drawn: set[tuple[str, str]] = set()  # relation and walk tasks drawn so far
         stream = self._stream()
         if self.feedback is None:
             yield from stream
@@ -363,6 +376,15 @@ class RelationSampler:
         return islice(stream, limit) if limit else stream
 
     def _mode_stream(self, idx: DocIndex, mode: str) -> Iterator[SynthTask]:
+        if mode in ("relation", "walk"):
+            ids = [self.entity_ids[g] for g in idx.entities]
+            found = (self.units.relation([ids[e] for e in local]) for local in _relation_tuples(idx)) \
+                if mode == "relation" else self.units.walks(idx.doc.doc_id, ids)
+            for ut in found:
+                if ut is not None and (ut.mode, ut.key) not in self._drawn:  # a tuple met in another document
+                    self._drawn.add((ut.mode, ut.key))
+                    yield self._unit_task(ut)
+            return
         if mode in UNIT_MODES:
             for ut in self.units.stream(idx.doc.doc_id, mode, self.feedback):
                 yield self._unit_task(ut)

@@ -12,6 +12,7 @@ them (``passage_ids``).
 from __future__ import annotations
 
 import json
+import random
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
@@ -19,8 +20,8 @@ from typing import Any, Protocol, TypeVar
 
 from ..backends.base import Generation
 from ..facts.support import Evidence
-from ..facts.transforms import Restorer, by_document
-from ..facts.units import SourceUnit, name_forms, source_units
+from ..facts.transforms import MentionIndex, Restorer, by_document, relation_units, walk_units
+from ..facts.units import CONCEPT, SourceUnit, name_forms, source_units
 from ..records import Document, Entity, Passage
 from ..text import words
 from . import free, rewrites
@@ -46,6 +47,19 @@ class UnitOptions:
     def from_config(cls, s: Any) -> UnitOptions:
         return cls(s.permutations, s.profile_min_units, s.reading_per_unit, s.qa_per_unit, s.rewrite_units,
                    s.active_reading_strategies, s.section_tokens, s.restore_names)
+
+
+@dataclass(frozen=True)
+class RelationOptions:
+    """The relation and walk modes' settings: kept apart from UnitOptions, whose fields salt the
+    other generator-free modes' task ids."""
+
+    relation_units: int = 8
+    walk_length: int = 3
+
+    @classmethod
+    def from_config(cls, s: Any) -> RelationOptions:
+        return cls(s.relation_units, s.walk_length)
 
 
 @dataclass
@@ -87,8 +101,9 @@ class UnitTasks:
     """Source units of a corpus and the tasks of the unit-anchored modes over them."""
 
     def __init__(self, documents: list[Document], passages: list[Passage], entities: list[Entity],
-                 options: UnitOptions = UnitOptions(), seed: int = 0) -> None:
-        self.options, self.seed = options, seed
+                 options: UnitOptions = UnitOptions(), seed: int = 0,
+                 relations: RelationOptions = RelationOptions()) -> None:
+        self.options, self.seed, self.relations = options, seed, relations
         self.docs = {d.doc_id: d for d in documents}
         self.doc_order = {d: i for i, d in enumerate(self.docs)}
         self.entities = list(entities)
@@ -111,6 +126,7 @@ class UnitTasks:
         self.tasks: dict[str, UnitTask] = {}  # task id -> its unit task (what renders or builds it)
         self.planner: Strategies | None = None
         self._evidence: dict[tuple[str, ...], Evidence] = {}
+        self._mentions: MentionIndex | None = None
 
     # -- where things are ------------------------------------------------------------------------
 
@@ -157,8 +173,38 @@ class UnitTasks:
 
     def salt(self, mode: str) -> str:
         """What determines a generator-free mode's output besides its units (the version, seed, options)."""
-        return json.dumps({"version": free.FREE_VERSION, "seed": self.seed, "options": asdict(self.options)},
-                          sort_keys=True)
+        salt = {"version": free.FREE_VERSION, "seed": self.seed, "options": asdict(self.options)}
+        if mode in ("relation", "walk"):
+            salt["relations"] = asdict(self.relations)
+        return json.dumps(salt, sort_keys=True)
+
+    @property
+    def mentions(self) -> MentionIndex:
+        if self._mentions is None:
+            self._mentions = MentionIndex(self.units, skip=(e.entity_id for e in self.entities if e.label == CONCEPT))
+        return self._mentions
+
+    # -- relations between entities (the sampler draws the pairs and triples, and the walks' starts) --
+
+    def relation(self, entity_ids: list[str]) -> UnitTask | None:
+        """The relation task of a pair or triple; None when no sentence mentions two of them."""
+        units = relation_units(entity_ids, self.mentions, self.relations.relation_units)
+        if not units:
+            return None
+        names = [self.by_entity[e].name for e in entity_ids]
+        order = digest([u.unit_id for u in units])  # the order is the passage: part of its identity
+        return self._task("relation", f"relation:{'|'.join(sorted(entity_ids))}:{order}", units, entities=names)
+
+    def walks(self, doc_id: str, starts: list[str]) -> Iterator[UnitTask]:
+        """A walk from each of `starts` (the document's entities, salience order) that makes at
+        least two hops, or one hop when walk_length is 2."""
+        n = self.relations.walk_length
+        for eid in starts:
+            key = f"walk:{doc_id}:{eid}"
+            units, path = walk_units(eid, doc_id, self.mentions, n, random.Random(self.seed_of(key)))
+            if len(units) >= min(2, n - 1):
+                yield self._task("walk", f"{key}:{digest([u.unit_id for u in units])}", units,
+                                 entities=[self.by_entity[e].name for e in path])
 
     # -- task streams, per document ----------------------------------------------------------------
 

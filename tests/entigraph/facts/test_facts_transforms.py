@@ -1,14 +1,20 @@
 import pytest
 
+import random
+
 from entigraph.facts.transforms import (
+    MentionIndex,
     Restorer,
     by_document,
+    chain,
     entity_profile,
     grounded_qa,
     mine_reading_tasks,
     permute,
     profile_units,
     reading_tasks,
+    relation_units,
+    walk_units,
 )
 from entigraph.facts.units import source_units
 
@@ -93,3 +99,34 @@ def test_only_opening_person_pronouns_are_restored():
         "The town honoured her with a statue.",  # not among the first three words
         "She left.",  # the previous sentence names no person
     ]
+
+
+def test_relation_puts_co_mentions_first_then_each_entitys_own_sentences(corpus, units):
+    _, entities = corpus
+    index = MentionIndex(units)
+    # u0 names both; u1 ("Ellery built the tidal clock at Kettle Point") her alone; u3 the Trust alone
+    chosen = relation_units(["marit-ellery", "quarrow-trust"], index, max_units=8)
+    assert [u.unit_id for u in chosen] == ["a:u0", "a:u1", "a:u3"]
+    assert [u.unit_id for u in relation_units(["marit-ellery", "quarrow-trust"], index, max_units=2)] == ["a:u0", "a:u1"]
+    assert relation_units(["marit-ellery", "oskar-brenn"], index, 8) == []  # never named together: not related
+    out = chain(chosen, "relation", Restorer(units, entities))
+    assert out.text.split(". ")[1].startswith("Marit Ellery built")  # "Ellery" restored to her full name
+    assert out.unit_ids == ["a:u0", "a:u1", "a:u3"] and out.doc_ids == ["a"]
+
+
+def test_a_walk_hops_through_co_mentions_and_crosses_documents_where_it_can(corpus, units):
+    index = MentionIndex(units)
+    # Kettle Point -> Marit Ellery (u1), then a unit naming her and a new entity: u0 (the Trust)
+    walked, path = walk_units("kettle-point", "a", index, length=3, rng=random.Random(0))
+    assert [u.unit_id for u in walked] == ["a:u1", "a:u0"] and path == ["kettle-point", "marit-ellery", "quarrow-trust"]
+    for k, u in enumerate(walked):  # each unit names the entity it came from and the one it leads to
+        assert {path[k], path[k + 1]} <= set(u.entities)
+    assert walk_units("kettle-point", "b", index, 3, random.Random(0)) == ([], ["kettle-point"])  # starts at home
+    assert walk_units("kettle-point", "a", index, 3, random.Random(5)) == (walked, path)  # one way on: any seed
+
+
+def test_skipped_entities_link_nothing(units):
+    index = MentionIndex(units, skip={"quarrow-trust"})  # as a common-noun concept would be
+    assert relation_units(["marit-ellery", "quarrow-trust"], index, 8) == []
+    walked, path = walk_units("kettle-point", "a", index, length=3, rng=random.Random(0))
+    assert [u.unit_id for u in walked] == ["a:u1"] and path == ["kettle-point", "marit-ellery"]  # no way on
