@@ -17,6 +17,7 @@ import glob
 import hashlib
 import json
 import logging
+import os
 import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -24,7 +25,7 @@ from typing import Any, Iterable, Iterator
 
 from .errors import InputError
 from .ingest import FORMATS, FileSkipped, read_document
-from .ingest.base import binary_reason
+from .ingest.base import binary_reason, unreadable_reason
 from .ingest.dedup import NEAR_DUP_THRESHOLD, find_duplicates
 from .ingest.markdown import read_markdown
 from .records import Document, Passage
@@ -46,7 +47,7 @@ def read_text(path: Path) -> tuple[str, str]:
     try:
         raw = path.read_bytes()
     except OSError as e:
-        raise FileSkipped(path, f"cannot read: {e.strerror}") from None
+        raise FileSkipped(path, unreadable_reason(e)) from None
     if not raw.strip():
         raise FileSkipped(path, "empty file")
     for bom, encoding in _UTF16:  # before the binary check: UTF-16 text is full of NUL bytes
@@ -83,23 +84,36 @@ def _unknown_type(path: Path) -> str:
     return f"unknown file type {suffix} (readable: {' '.join(sorted(SUFFIX_FORMATS))})"
 
 
+# Benchmark files are corpora too; their layout is told by the keys of a row (evaluation/tasks.py
+# reads their questions with the same readers).
+ROW_LAYOUTS = (("quality", ("input", "instructions")), ("quality_release", ("article", "questions")),
+               ("simple", ("question",)))
+
+
+def row_layout(path: Path) -> str | None:
+    """quality | quality_release | simple by the keys of a JSONL file's first row; None for plain rows."""
+    text, _ = read_text(path)
+    first = next((line for line in text.splitlines() if line.strip()), "")
+    try:
+        row = json.loads(first)
+    except json.JSONDecodeError:
+        raise FileSkipped(path, "line 1 is not valid JSON") from None
+    if not isinstance(row, dict):
+        return None
+    return next((name for name, keys in ROW_LAYOUTS if all(k in row for k in keys)), None)
+
+
 def detect_format(path: Path) -> str:
     fmt = SUFFIX_FORMATS.get(path.suffix.lower())
     if fmt is None:
         raise FileSkipped(path, _unknown_type(path))
-    if fmt == "jsonl":
-        text, _ = read_text(path)
-        first = next((l for l in text.splitlines() if l.strip()), "")
-        try:
-            row = json.loads(first)
-        except json.JSONDecodeError:
-            raise FileSkipped(path, "line 1 is not valid JSON") from None
-        if isinstance(row, dict) and "input" in row and "instructions" in row:
-            return "quality"
+    if fmt == "jsonl" and row_layout(path) == "quality":
+        return "quality"
     return fmt
 
 
-def _jsonl_rows(path: Path) -> Iterator[tuple[int, dict]]:
+def jsonl_rows(path: Path) -> Iterator[tuple[int, dict]]:
+    """(line number, object) of each non-empty line; FileSkipped names the first bad line."""
     text, _ = read_text(path)
     for lineno, line in enumerate(text.splitlines(), 1):
         if not line.strip():
@@ -111,6 +125,17 @@ def _jsonl_rows(path: Path) -> Iterator[tuple[int, dict]]:
         if not isinstance(row, dict):
             raise FileSkipped(path, f"line {lineno}: expected a JSON object")
         yield lineno, row
+
+
+def fictional_rows(path: Path) -> list[dict]:
+    """A Fictional Knowledge file: a JSON list of objects with 'train_context'."""
+    try:
+        rows = json.loads(read_text(path)[0])
+    except json.JSONDecodeError as e:
+        raise FileSkipped(path, f"not valid JSON ({e.msg} at line {e.lineno})") from None
+    if not isinstance(rows, list) or not all(isinstance(r, dict) and "train_context" in r for r in rows):
+        raise FileSkipped(path, "expected a list of objects with 'train_context'")
+    return rows
 
 
 def load_file(path: Path, fmt: str = "auto", text_field: str = "text") -> list[Document]:
@@ -136,14 +161,14 @@ def load_file(path: Path, fmt: str = "auto", text_field: str = "text") -> list[D
         return [Document(_doc_id(source, 0), title or path.stem, text, source, meta)]
     if fmt == "quality":
         docs = []
-        for i, (lineno, row) in enumerate(_jsonl_rows(path)):
+        for i, (lineno, row) in enumerate(jsonl_rows(path)):
             if not isinstance(row.get("input"), str):
                 raise FileSkipped(path, f"line {lineno}: QuALITY rows need a text field 'input'")
             docs.append(Document(_doc_id(source, i), _title_of(row["input"]), row["input"], source))
         return docs
     if fmt == "jsonl":
         docs = []
-        for i, (lineno, row) in enumerate(_jsonl_rows(path)):
+        for i, (lineno, row) in enumerate(jsonl_rows(path)):
             text = row.get(text_field)
             if not isinstance(text, str):
                 raise FileSkipped(path, f"line {lineno}: no text field {text_field!r} (set corpus.text_field)")
@@ -152,21 +177,24 @@ def load_file(path: Path, fmt: str = "auto", text_field: str = "text") -> list[D
             docs.append(Document(doc_id, title, text, source))
         return docs
     if fmt == "fictional":
-        try:
-            rows = json.loads(read_text(path)[0])
-        except json.JSONDecodeError as e:
-            raise FileSkipped(path, f"not valid JSON ({e.msg} at line {e.lineno})") from None
-        if not isinstance(rows, list) or not all(isinstance(r, dict) and "train_context" in r for r in rows):
-            raise FileSkipped(path, "expected a list of objects with 'train_context'")
-        return [
-            Document(_doc_id(source, i), _title_of(r["train_context"]), r["train_context"], source)
-            for i, r in enumerate(rows)
-        ]
+        return [Document(_doc_id(source, i), _title_of(r["train_context"]), r["train_context"], source)
+                for i, r in enumerate(fictional_rows(path))]
     raise FileSkipped(path, f"unknown format {fmt!r}")
 
 
-def _hidden(path: Path, root: Path) -> bool:
-    return any(part.startswith(".") for part in path.relative_to(root).parts)
+def _walk(root: Path) -> tuple[list[Path], list[dict[str, str]]]:
+    """The visible files under `root`, sorted, and a skip entry for each folder that cannot be
+    listed (Path.rglob passes over those in silence). Links to folders are not followed."""
+    found: list[Path] = []
+    unreadable: list[dict[str, str]] = []
+
+    def refused(e: OSError) -> None:
+        unreadable.append({"file": str(e.filename or root), "reason": unreadable_reason(e, folder=True)})
+
+    for folder, dirs, names in os.walk(root, onerror=refused):
+        dirs[:] = [d for d in dirs if not d.startswith(".")]
+        found += [Path(folder) / n for n in names if not n.startswith(".")]
+    return sorted(f for f in found if f.is_file()), unreadable
 
 
 def list_files(paths: Iterable[str]) -> tuple[list[Path], list[dict[str, str]]]:
@@ -187,11 +215,12 @@ def list_files(paths: Iterable[str]) -> tuple[list[Path], list[dict[str, str]]]:
             files += more
             skipped += skip
         elif path.is_dir():
-            found = [f for f in sorted(path.rglob("*")) if f.is_file() and not _hidden(f, path)]
+            found, unreadable = _walk(path)
             files += [f for f in found if f.suffix.lower() in FOLDER_SUFFIXES]
             skipped += [{"file": str(f), "reason": _unknown_type(f)} for f in found
                         if f.suffix.lower() not in FOLDER_SUFFIXES]
-            if not found:
+            skipped += unreadable
+            if not found and not unreadable:
                 skipped.append({"file": str(path), "reason": "empty folder"})
         elif path.is_file():
             files.append(path)

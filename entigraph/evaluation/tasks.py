@@ -17,13 +17,12 @@ so a question points at the document the pipeline extracted.
 from __future__ import annotations
 
 import hashlib
-import json
 import random
 import re
 from pathlib import Path
 from typing import Sequence
 
-from entigraph.corpus import expand_paths, load_file, read_text
+from entigraph.corpus import expand_paths, fictional_rows, jsonl_rows, load_file, row_layout
 from entigraph.errors import InputError
 from entigraph.records import Document, Question
 
@@ -38,33 +37,11 @@ def detect_question_format(path: Path) -> str | None:
     suffix = path.suffix.lower()
     if suffix == ".json":
         return "fictional"
-    if suffix != ".jsonl":
-        return None
-    first = next((line for line in read_text(path)[0].splitlines() if line.strip()), "")
-    try:
-        row = json.loads(first)
-    except json.JSONDecodeError:
-        raise InputError(f"{path}: line 1 is not valid JSON") from None
-    if not isinstance(row, dict):
-        return None
-    if "input" in row and "instructions" in row:
-        return "quality"
-    if "article" in row and "questions" in row:
-        return "quality_release"
-    if "question" in row:
-        return "simple"
-    return None
+    return row_layout(path) if suffix == ".jsonl" else None
 
 
 def _rows(path: Path) -> list[tuple[int, dict]]:
-    rows = []
-    for lineno, line in enumerate(read_text(path)[0].splitlines(), 1):
-        if line.strip():
-            try:
-                rows.append((lineno, json.loads(line)))
-            except json.JSONDecodeError as e:
-                raise InputError(f"{path}:{lineno}: not valid JSON ({e.msg})") from None
-    return rows
+    return list(jsonl_rows(path))
 
 
 def parse_leval_instruction(text: str) -> tuple[str, list[str]]:
@@ -146,7 +123,7 @@ def load_fictional(path: Path, probe_types: Sequence[str] = ("mem", "gen", "hard
     if distractors not in ("same_doc", "other_doc"):
         raise ValueError(f"distractors must be same_doc or other_doc, got {distractors!r}")
     docs = load_file(path, "fictional")
-    rows = json.loads(read_text(path)[0])
+    rows = fictional_rows(path)
     probes = []  # (doc_id, type, index, prefix, target)
     for doc, row in zip(docs, rows):
         for ptype in probe_types:
