@@ -1,59 +1,20 @@
-import hashlib
-import json
-import re
 import shutil
 
-import numpy as np
 import pytest
 
 from entigraph import artifacts
 from entigraph.backends.base import Generation
-from entigraph.config import RunConfig
-from entigraph.corpus import load_corpus
 from entigraph.errors import EntigraphError
-from entigraph.io import read_json, read_jsonl, write_jsonl
-from entigraph.records import to_dict
+from entigraph.io import read_json, read_jsonl
 from entigraph.evaluation import compare
 from entigraph.stages import eval as eval_stage
 from entigraph.stages.report import run as report_run
 
-ROWS = [
-    {"input": "THE TIDAL CLOCK\n\nThe Harbour Guild built the tidal clock in 1887. Mara Velt kept its records.",
-     "instructions": ["Who built the tidal clock?\n\n (A) Mara Velt\n (B) The Harbour Guild\n (C) Oskar Brenn\n (D) Nobody",
-                      "When was it built?\n\n (A) 1887\n (B) 1901\n (C) 1931\n (D) 1963"],
-     "outputs": ["(B) The Harbour Guild", "(A) 1887"]},
-    {"input": "KETTLE POINT\n\nOskar Brenn painted the lighthouse at Kettle Point red. Herons nest in the salt marsh.",
-     "instructions": ["What colour is the lighthouse?\n\n (A) Blue\n (B) White\n (C) Red\n (D) Green"],
-     "outputs": ["(C) Red"]},
-]
-
-
-def hashed_embedder(cfg):
-    """Deterministic bag-of-words embedding in place of MiniLM (keeps the test fast and offline)."""
-    def embed(texts, dim=64):
-        out = np.zeros((len(texts), dim), dtype=np.float32)
-        for i, t in enumerate(texts):
-            for w in re.findall(r"\w+", t.lower()):
-                out[i, int(hashlib.md5(w.encode()).hexdigest(), 16) % dim] += 1
-        return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-9)
-    return embed
-
+from eval_inputs import mini_run
 
 @pytest.fixture
 def run_cfg(tmp_path, tiny_lm, monkeypatch):
-    corpus = tmp_path / "mini.jsonl"
-    corpus.write_text("".join(json.dumps(r) + "\n" for r in ROWS))
-    cfg = RunConfig(name="t", run_dir=str(tmp_path / "runs"), device="cpu")
-    cfg.corpus.paths = [str(corpus)]
-    cfg.models.base = tiny_lm
-    cfg.eval.bootstrap = 200
-    cfg.eval.dtype = "float32"
-    cfg.eval.retrieval.chunk_words = 12
-    cfg.eval.retrieval.chunk_overlap = 0
-    write_jsonl(artifacts.stage_dir(cfg.out, "extract") / "documents.jsonl",
-                [to_dict(d) for d in load_corpus(cfg.corpus.paths)])
-    monkeypatch.setattr(compare, "make_embedder", hashed_embedder)
-    return cfg
+    return mini_run(tmp_path, tiny_lm, monkeypatch)
 
 
 def test_missing_trained_model_says_to_train(run_cfg):

@@ -1,5 +1,5 @@
 """`entigraph study`: the bookkeeping with stand-in stages (what runs, how often, what reruns), the
-document split, resuming after a kill, and the report's shape. tests/test_study_e2e.py runs the
+document split, resuming after a kill, and the report's shape. tests/entigraph/study/test_study_e2e.py runs the
 real stages."""
 
 from __future__ import annotations
@@ -422,3 +422,29 @@ def test_the_ranking_sentence_says_where_generated_and_given_probes_disagree():
                            "generated entigraph > raw > base; by target log-likelihood both rank raw > entigraph > base.")
     assert text.endswith("Pairs ordered differently by accuracy: raw vs entigraph.")
     assert ranking_sentence({}) == "No recipe was evaluated on both probe kinds."
+
+
+def test_the_tradeoff_table_has_every_interpolation_weight_against_the_base_model(tmp_path):
+    from entigraph.study.analysis import tradeoff
+    from entigraph.study.report import markdown_tradeoff
+
+    run = tmp_path / "mix-tune"
+    (run / "eval").mkdir(parents=True)
+    write_json(run / "eval" / ".done.json", {})
+    shift = {"base": 0.0, "alpha0": 0.0, "alpha0.5": -0.2, "cpt": -0.5}  # the trained model reads worse
+    records = []
+    for label, d in shift.items():
+        for setting in ("closed", "rag"):
+            for j in range(6):
+                records.append({"condition": f"{label}_{setting}", "qid": f"q{j}", "probe_type": "gen" if j < 3 else "hard_gen",
+                                "correct": j % 2 == 0, "target_logprob": -1.0 - j / 10 + d})
+    write_jsonl(run / "eval" / "records.jsonl", records)
+    rows = tradeoff(run, resamples=200)
+    assert {(r["alpha"], r["model"]) for r in rows} == {(0.0, "base"), (0.5, "alpha0.5"), (1.0, "cpt")}  # alpha0 is base
+    rag = {r["alpha"]: r for r in rows if r["setting"] == "rag" and r["probe_type"] == "hard_gen"}
+    assert "vs_base" not in rag[0.0]
+    assert rag[0.5]["vs_base"]["logprob_diff"] == pytest.approx(-0.2)
+    assert rag[1.0]["vs_base"]["logprob_diff"] == pytest.approx(-0.5)
+    text = markdown_tradeoff({"tradeoff": {"mix-tune": rows}, "runs": {"mix-tune": {"role": "tuning"}}}, "tuning")
+    assert text.count("`mix-tune`") == 6 and "-0.500 [-0.500, -0.500]" in text
+    assert markdown_tradeoff({"tradeoff": {"mix-tune": rows}, "runs": {"mix-tune": {"role": "tuning"}}}, "reporting") == ""

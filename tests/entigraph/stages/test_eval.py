@@ -1,5 +1,5 @@
 """The eval stage's reading check, forgetting check and per-condition cache (tiny model, hashed
-embedder; tests/eval/test_compare.py covers the comparison itself)."""
+embedder; tests/entigraph/evaluation/test_compare.py covers the comparison itself)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 
 from entigraph import artifacts
-from entigraph.config import RunConfig
 from entigraph.corpus import load_corpus
 from entigraph.evaluation import compare
 from entigraph.evaluation.forgetting import held_out_replay
@@ -19,25 +18,14 @@ from entigraph.records import to_dict
 from entigraph.stages import eval as eval_stage
 from entigraph.stages.report import run as report_run
 
-from test_compare import ROWS, hashed_embedder  # the same mini corpus and offline embedder
+from eval_inputs import mini_run
 
 
 @pytest.fixture
 def run_cfg(tmp_path, tiny_lm, monkeypatch):
-    corpus = tmp_path / "mini.jsonl"
-    corpus.write_text("".join(json.dumps(r) + "\n" for r in ROWS))
-    cfg = RunConfig(name="t", run_dir=str(tmp_path / "runs"), device="cpu")
-    cfg.corpus.paths = [str(corpus)]
-    cfg.models.base = tiny_lm
-    cfg.eval.bootstrap = 200
-    cfg.eval.dtype = "float32"
-    cfg.eval.retrieval.chunk_words = 12
-    cfg.eval.retrieval.chunk_overlap = 0
+    cfg = mini_run(tmp_path, tiny_lm, monkeypatch)
     cfg.train.block_size = 32
-    write_jsonl(artifacts.stage_dir(cfg.out, "extract") / "documents.jsonl",
-                [to_dict(d) for d in load_corpus(cfg.corpus.paths)])
     shutil.copytree(tiny_lm, artifacts.stage_dir(cfg.out, "train") / "model")
-    monkeypatch.setattr(compare, "make_embedder", hashed_embedder)
     return cfg
 
 
