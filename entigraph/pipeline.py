@@ -11,7 +11,6 @@ folder: the others are told which PID holds it.
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
 import os
@@ -250,12 +249,12 @@ def _record_attempt(cfg: RunConfig, stage: str, fp: str, seconds: float, outcome
 # ---------------------------------------------------------------------------------------------
 # The stage cache: a finished stage folder stored by fingerprint, so runs that share a stage's
 # settings and inputs (the recipes of a study) run it once. An entry never changes once stored:
-# runs get their own copies (a reflink where the file system has them, so no data is copied), and
-# only large files that no SQLite writer opens (model weights) are shared, as read-only hard links
+# runs get their own copies (copy-on-write where the file system can: no data is copied), and
+# only large model weights are shared, as read-only hard links
 # that a stage replaces by a private copy before it writes (`_unshare`), never writes through.
 
-SHARE_BYTES = 64 << 20  # files at least this large may be shared read-only instead of copied
-FICLONE = 0x40049409  # Linux ioctl: the destination shares the source's blocks, copy-on-write
+SHARE_BYTES = 64 << 20  # model weights at least this large are shared read-only instead of copied
+WEIGHTS = (".safetensors", ".bin", ".pt", ".gguf")
 
 
 def cache_entry(cfg: RunConfig, stage: str, fp: str) -> Path:
@@ -277,24 +276,31 @@ def _cache_lock(cfg: RunConfig, stage: str, fp: str, echo: Callable[[str], None]
 
 
 def copy_file(src: Path, dst: Path) -> None:
-    """A private copy of `src` at `dst` with its modification time (the marker's hashes stay valid):
-    a reflink where the file system has them, else a plain copy. Never a link."""
+    """A private copy of `src` at `dst` with its modification time (the marker's hashes stay valid).
+    copy_file_range lets the file system share the blocks copy-on-write where it can (a reflink on
+    btrfs and XFS); elsewhere the bytes are copied. Never a link."""
     st = src.stat()
     with open(src, "rb") as fin, open(dst, "wb") as fout:
         try:
-            fcntl.ioctl(fout.fileno(), FICLONE, fin.fileno())
-        except OSError:  # ext4, tmpfs, another file system: copy the bytes
+            left = st.st_size
+            while left > 0:
+                n = os.copy_file_range(fin.fileno(), fout.fileno(), left)
+                if n == 0:
+                    break
+                left -= n
+        except (AttributeError, OSError):  # not Linux, or not between these file systems: copy the bytes
+            fin.seek(0)
+            fout.seek(0)
+            fout.truncate()
             shutil.copyfileobj(fin, fout, 1 << 20)
     os.chmod(dst, 0o644)
     os.utime(dst, ns=(st.st_atime_ns, st.st_mtime_ns))
 
 
 def _shareable(src: Path) -> bool:
-    """Large, and not an SQLite store (SQLite writes in place: it is never shared)."""
-    if src.stat().st_size < SHARE_BYTES or ".sqlite" in src.name or src.name.endswith((".db", "-wal", "-shm")):
-        return False
-    with open(src, "rb") as f:
-        return not f.read(16).startswith(b"SQLite format 3")
+    """Large model weights, which only the train stage writes (after `_unshare`). Never an SQLite
+    store or an index: those are written in place, by the stage or by `entigraph ask`."""
+    return src.suffix in WEIGHTS and src.stat().st_size >= SHARE_BYTES
 
 
 def _clone_tree(src: Path, dst: Path) -> None:

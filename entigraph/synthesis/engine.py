@@ -145,6 +145,7 @@ class Engine:
         done = store.statuses()  # task_id -> (status, completion tokens), read once
         stats = dict(resumed=0, generated=0, failed_now=0, new_prompt_tokens=0, new_completion_tokens=0)
         budget_tokens, seen, stopped_by_tokens = 0, 0, False
+        served: list[str] = []  # this budget's tasks: the store keeps these alone (a lower budget truncates)
         start = time.perf_counter()
         bar = tqdm(total=s.max_passages, unit="passage", desc="synthesize", disable=not progress,
                    dynamic_ncols=True, mininterval=1.0)
@@ -159,6 +160,7 @@ class Engine:
                     stopped_by_tokens = True
                     break
                 seen += len(batch)
+                served.extend(t.task_id for t, _ in batch)
                 for task, _ in batch:
                     status, tokens = done.get(task.task_id, (None, 0))
                     if self._skip(status):
@@ -189,6 +191,7 @@ class Engine:
                 break
         bar.close()
         seconds = time.perf_counter() - start
+        store.retain(served)
         totals = store.totals()
         return {
             "passages": totals["ok"], "failed": totals["failed"],

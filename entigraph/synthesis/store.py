@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from pathlib import Path
-from typing import Iterator
+from typing import Iterable, Iterator
 
 from ..io import write_jsonl
 from ..records import SynthPassage, from_dict, to_dict
@@ -74,6 +74,7 @@ class Store:
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=FULL")
         self.db.executescript(SCHEMA)
+        self.plans_used: set[str] = set()  # plans read or written since opening: what this run needed
 
     def statuses(self) -> dict[str, tuple[str, int]]:
         """task_id -> (status, completion tokens), read once so a run never queries per task."""
@@ -111,12 +112,32 @@ class Store:
         """Active Reading's first-step generations, one transaction (status ok or failed)."""
         self._write(UPSERT_PLAN, [(p.task_id, p.status, p.prompt_tokens, p.completion_tokens,
                                    json.dumps(to_dict(p), ensure_ascii=False)) for p in batch])
+        self.plans_used.update(p.task_id for p in batch)
 
     def plans(self, task_ids: list[str] | None = None) -> dict[str, SynthPassage]:
         """task_id -> stored plan (ok or failed); all of them when `task_ids` is None."""
         rows = self.db.execute("SELECT task_id, record FROM plans ORDER BY task_id")
         wanted = None if task_ids is None else set(task_ids)
+        self.plans_used |= wanted or set()
         return {t: from_dict(SynthPassage, json.loads(r)) for t, r in rows if wanted is None or t in wanted}
+
+    def retain(self, task_ids: Iterable[str]) -> int:
+        """Keep the passages of `task_ids` and the plans used since opening; delete the rest (rows
+        of a larger budget or of other settings), so the store holds what an uninterrupted run of
+        this stream would. One transaction; nothing is written when nothing goes. Returns the rows deleted."""
+        keep, plans = set(task_ids), self.plans_used
+        stale = [t for t, in self.db.execute("SELECT task_id FROM passages") if t not in keep]
+        stale_plans = [t for t, in self.db.execute("SELECT task_id FROM plans") if t not in plans]
+        if stale or stale_plans:
+            self.db.execute("BEGIN IMMEDIATE")
+            try:
+                self.db.executemany("DELETE FROM passages WHERE task_id = ?", [(t,) for t in stale])
+                self.db.executemany("DELETE FROM plans WHERE task_id = ?", [(t,) for t in stale_plans])
+            except BaseException:
+                self.db.execute("ROLLBACK")
+                raise
+            self.db.execute("COMMIT")
+        return len(stale) + len(stale_plans)
 
     def plan_totals(self) -> dict[str, int]:
         row = self.db.execute(
