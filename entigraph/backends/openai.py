@@ -8,7 +8,8 @@ that still fails comes back as ``finish_reason="error"`` with its reason: the ru
 goes on. The API key is read from the environment variable named by
 ``backend.openai.api_key_env``, sent only in the Authorization header, and registered with
 ``entigraph.secrets``: error text is masked before it is cut (a cut would keep part of the key),
-and every log record is masked, so no part of it reaches the store or a log.
+every log record is masked, and so is a completion that contains it, so no part of it reaches the
+store or a log.
 
 Several endpoints (``backend.openai.base_urls``): each request goes to the endpoint with the fewest
 requests outstanding. An endpoint that refuses, drops, times out or answers 502/503/504 is taken
@@ -95,6 +96,7 @@ class OpenAIBackend:
         self.model, self.max_retries, self.backoff_s = model, max_retries, backoff_s
         self.endpoint_backoff_s = endpoint_backoff_s
         register(api_key)
+        self._secrets = (api_key,) if api_key else ()  # masked in completions too, before they are stored
         self._rng = random.Random(seed_jitter)
         self._lock = threading.Lock()
         self._turn = 0  # ties between equally loaded endpoints go round the list
@@ -110,7 +112,11 @@ class OpenAIBackend:
     def from_config(cls, b: "BackendConfig", model: str) -> "OpenAIBackend":
         o = b.openai
         urls = list(getattr(o, "base_urls", None) or []) or o.base_url
-        return cls(urls, o.model or model, api_key=os.environ.get(o.api_key_env), concurrency=o.concurrency,
+        api_key = os.environ.get(o.api_key_env)
+        if not api_key and o.api_key_env != "OPENAI_API_KEY":  # a variable named on purpose, and empty
+            log.warning("backend.openai.api_key_env names %s, which is not set: requests go out without an API key",
+                        o.api_key_env)
+        return cls(urls, o.model or model, api_key=api_key, concurrency=o.concurrency,
                    timeout_s=o.timeout_s, max_retries=o.max_retries, backoff_s=o.backoff_s,
                    endpoint_backoff_s=getattr(o, "endpoint_backoff_s", 2.0))
 
@@ -227,8 +233,10 @@ class OpenAIBackend:
         except (ValueError, KeyError, IndexError, TypeError) as e:
             raise _Retry(f"malformed response: {type(e).__name__}: {_clip(str(e), 100)}") from None
         usage = body.get("usage") or {}
+        # a server that echoes the key (a prompt-injected document, a debugging proxy) must not get
+        # it into passages.jsonl or the store: the completion is masked where it arrives
         return Generation(
-            text.strip(), int(usage.get("prompt_tokens") or 0),
+            mask(text.strip(), self._secrets), int(usage.get("prompt_tokens") or 0),
             int(usage.get("completion_tokens") or self.count_tokens(text)),
             "length" if choice.get("finish_reason") == "length" else "stop",
         )

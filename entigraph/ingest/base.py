@@ -76,6 +76,11 @@ def tidy(text: str) -> str:
     return _BLANK_RUN.sub("\n\n", _TRAILING_SPACE.sub("\n", text)).strip()
 
 
+def unreadable_reason(e: OSError, folder: bool = False) -> str:
+    """The skip reason for a file or folder the OS refused to read ("cannot read folder: Permission denied")."""
+    return f"cannot read {'folder' if folder else 'file'}: {e.strerror or type(e).__name__}"
+
+
 _CONTROL_BYTES = re.compile(rb"[\x01-\x08\x0e-\x1f\x7f]")
 MAX_CONTROL_SHARE = 0.01  # text in any 8-bit encoding or UTF-8 has almost none; random bytes ~11 %
 
