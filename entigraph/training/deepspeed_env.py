@@ -2,7 +2,8 @@
 
 Under the ``deepspeed`` launcher (or torchrun) the environment is the launcher's: nothing here
 overrides it. Started as a plain process, DeepSpeed still needs a process group; on CPU that is
-one gloo rank with the variables set here (see ../shared/FIELD-NOTES.md).
+one gloo rank with the variables set here: without RANK, WORLD_SIZE and MASTER_ADDR/PORT it looks
+for MPI and fails, and its default `ccl` backend is not installed on CPU.
 """
 
 from __future__ import annotations
