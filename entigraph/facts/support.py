@@ -17,6 +17,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 from ..text import (
     TITLES,
@@ -136,6 +137,7 @@ class GateResult:
     reason: str = ""  # why the passage was dropped
 
 
+@dataclass
 class SupportGate:
     """Keeps the sentences of a passage that its source supports; drops the passage when too few remain.
 
@@ -144,17 +146,13 @@ class SupportGate:
     ``min_kept_sentences`` sentences and ``min_kept_share`` of them kept.
     """
 
-    name = "support"
-
-    def __init__(self, min_share: float = MIN_SHARE, max_absent_names: int = 0, max_absent_numbers: int = 0,
-                 min_kept_sentences: int = 1, min_kept_share: float = 0.5,
-                 forms: Mapping[str, frozenset[str]] | None = None):
-        self.min_share = min_share
-        self.max_absent_names = max_absent_names
-        self.max_absent_numbers = max_absent_numbers
-        self.min_kept_sentences = min_kept_sentences
-        self.min_kept_share = min_kept_share
-        self.forms = forms
+    name: ClassVar[str] = "support"
+    min_share: float = MIN_SHARE
+    max_absent_names: int = 0
+    max_absent_numbers: int = 0
+    min_kept_sentences: int = 1
+    min_kept_share: float = 0.5
+    forms: Mapping[str, frozenset[str]] | None = None  # name form -> every form of its entity
 
     def check(self, sentence: str | Claim, source: str | Evidence, vocab: set[str] | None = None) -> str | None:
         """None when supported, else the reason (measured value and threshold)."""
