@@ -20,7 +20,8 @@ from ..io import read_jsonl, write_json, write_jsonl
 from ..records import to_dict
 from ..secrets import mask
 from ..synthesis.engine import Engine
-from ..synthesis.faithful import NoBackend, needs_backend
+from ..synthesis.free import NoBackend
+from ..synthesis.modes import needs_backend
 from ..synthesis.prompts import load_templates
 from ..synthesis.store import Store
 
