@@ -26,7 +26,7 @@ from entigraph.records import Document, Question, to_dict
 VERSION = 1  # of the record format: a change makes every cached record stale
 
 
-def _digest(obj: Any) -> str:
+def digest(obj: Any) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()
 
 
@@ -57,9 +57,9 @@ class EvalCache:
         """Content of a model folder (weights, config, tokenizer): every file by sha256."""
         folder = Path(folder)
         if not folder.is_dir():  # a hub name: its name is all there is
-            return _digest(["name", str(folder)])
+            return digest(["name", str(folder)])
         files = sorted(f for f in folder.rglob("*") if f.is_file() and not f.name.startswith("."))
-        return _digest([[f.relative_to(folder).as_posix(), self.file_digest(f)] for f in files])
+        return digest([[f.relative_to(folder).as_posix(), self.file_digest(f)] for f in files])
 
     # --- records ----------------------------------------------------------------------------
     def _path(self, key: str) -> Path:
@@ -95,11 +95,11 @@ class EvalCache:
 
 
 def questions_digest(questions: Iterable[Question]) -> str:
-    return _digest([to_dict(q) for q in questions])
+    return digest([to_dict(q) for q in questions])
 
 
 def documents_digest(documents: Iterable[Document]) -> str:
-    return _digest([[d.doc_id, d.title, hashlib.sha256(d.text.encode()).hexdigest()] for d in documents])
+    return digest([[d.doc_id, d.title, hashlib.sha256(d.text.encode()).hexdigest()] for d in documents])
 
 
 def scoring_settings(cfg) -> dict:
@@ -116,13 +116,13 @@ def scoring_settings(cfg) -> dict:
 def retrieval_key(cfg, documents: Sequence[Document], questions: Sequence[Question]) -> str:
     from .compare import query_text
 
-    return _digest({"retrieval": cfg.to_dict()["eval"]["retrieval"], "embedder": cfg.models.embedder,
+    return digest({"retrieval": cfg.to_dict()["eval"]["retrieval"], "embedder": cfg.models.embedder,
                     "documents": documents_digest(documents), "queries": [query_text(q) for q in questions],
                     "qids": [q.qid for q in questions], "device": pick_device(cfg.device)})
 
 
 def condition_key(model: str, setting: str, settings: dict, questions: str, context: str) -> str:
-    return _digest({"model": model, "setting": setting, "settings": settings, "questions": questions,
+    return digest({"model": model, "setting": setting, "settings": settings, "questions": questions,
                     "context": context})[:32]
 
 

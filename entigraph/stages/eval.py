@@ -6,7 +6,7 @@ retrieval.json, results.json (also copied to runs/<name>/results.json), summary.
 results.json also holds the reading check ("reading": the adapted model with retrieved chunks or the
 document in its context against the base model with the same context) and the forgetting check
 ("forgetting": both models' loss on held-out general text). With eval.cache, each condition's
-records are kept in {run_dir}/.eval-cache (entigraph/eval/cache.py): a condition scored before with
+records are kept in {run_dir}/.eval-cache (entigraph/evaluation/cache.py): a condition scored before with
 the same model, questions and settings is not scored again.
 """
 
@@ -113,7 +113,7 @@ def run(cfg: RunConfig) -> dict:
 
 
 class _Keys:
-    """The cache keys of this run's conditions (entigraph/eval/cache.py); a no-op without a cache."""
+    """The cache keys of this run's conditions (entigraph/evaluation/cache.py); a no-op without a cache."""
 
     def __init__(self, cfg: RunConfig, documents, questions, cache):
         from ..evaluation.cache import documents_digest, questions_digest, retrieval_key, scoring_settings
@@ -243,9 +243,9 @@ def _paraphrased(cfg: RunConfig, questions) -> tuple[list, dict]:
 
 
 def _forgetting(cfg: RunConfig, plan, documents, cache) -> dict:
-    """Base vs adapted model loss on held-out general text (entigraph/eval/forgetting.py)."""
+    """Base vs adapted model loss on held-out general text (entigraph/evaluation/forgetting.py)."""
     from ..devices import pick_device
-    from ..evaluation.cache import _digest
+    from ..evaluation.cache import digest
     from ..evaluation.forgetting import block_losses, choose_blocks, compare_losses
 
     paths = {label: path for label, path, _ in plan}
@@ -267,7 +267,7 @@ def _forgetting(cfg: RunConfig, plan, documents, cache) -> dict:
     for label, path in (("base", base_path), ("cpt", paths["cpt"])):
         key = None
         if cache is not None:
-            key = _digest({"model": cache.model_digest(path), "blocks": blocks, "device": pick_device(cfg.device),
+            key = digest({"model": cache.model_digest(path), "blocks": blocks, "device": pick_device(cfg.device),
                            "dtype": cfg.eval.dtype})[:32]
             losses[label] = cache.get_json("losses", key)
         if losses.get(label) is None:
