@@ -152,7 +152,11 @@ class Engine:
         batches = self.batches()
         # one window's batches at a time (the next window is drawn only after this one is committed),
         # so an executor may generate them together; each batch still commits alone, in stream order
-        while window := list(islice(batches, WINDOW_BATCHES)):
+        # an executor's window spans its workers (RayExecutor.window_batches), unless the task stream
+        # reads the store (unit-anchored modes): then each sorting window commits before the next is drawn
+        per_window = WINDOW_BATCHES if self.units is not None else max(
+            WINDOW_BATCHES, getattr(self.executor, "window_batches", 0))
+        while window := list(islice(batches, per_window)):
             todos = [[(t, r) for t, r in batch if not self._skip(done.get(t.task_id, (None, 0))[0])] for batch in window]
             gens_iter = self.generated(todos)
             for batch, todo in zip(window, todos):

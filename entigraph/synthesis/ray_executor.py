@@ -11,7 +11,16 @@ A batch whose actor fails (an exception, or the actor process dying) is counted 
 worker and sent to another one (a dead actor is restarted by Ray, ``max_restarts``); after
 ``MAX_TRIES`` failures the run stops with the last error (what was committed stays committed).
 
-``ray`` is an optional dependency (``pip install 'entigraph[ray]'``), imported only here.
+Placement: each actor reserves ``ray_cpus_per_worker`` CPUs, ``ray_gpus_per_worker`` GPUs (by
+default what its backend needs when the cluster has GPUs: Ray then places it on a GPU node and sets
+its ``CUDA_VISIBLE_DEVICES``, so two actors never share GPU 0 by accident) and ``ray_resources``,
+in ``ray_runtime_env``. A window holds two batches per worker (``window_batches``), so any number of
+workers is kept busy. A cluster started with ``ray start --head`` (Ray >= 2.5x) requires token
+authentication: when ``RAY_AUTH_MODE`` is unset and a token is at hand (``RAY_AUTH_TOKEN``,
+``RAY_AUTH_TOKEN_PATH`` or ``~/.ray/auth_token``, where ``ray start`` puts it), the driver sets it.
+
+``ray`` is an optional dependency (``pip install 'entigraph[ray]'``: ``ray[client]``, which the
+``ray://`` addresses need), imported only here.
 """
 
 from __future__ import annotations
@@ -41,11 +50,100 @@ def import_ray():
     return ray
 
 
+RESTART_S = 10.0  # a worker that failed a batch this recently gets new batches only when all others did too
+PLACEMENT_TIMEOUT_S = 300.0  # actors not placed by then: the cluster lacks what they ask for
+
+
+def use_token_auth() -> bool:
+    """RAY_AUTH_MODE=token for joining a cluster when a token is at hand and no mode is set: a
+    cluster `ray start --head` started (Ray 2.5x) refuses a driver without it, after a 20 s wait."""
+    from pathlib import Path
+
+    if "RAY_AUTH_MODE" in os.environ:
+        return os.environ["RAY_AUTH_MODE"] == "token"
+    path = os.environ.get("RAY_AUTH_TOKEN_PATH") or str(Path.home() / ".ray" / "auth_token")
+    if not (os.environ.get("RAY_AUTH_TOKEN") or Path(path).is_file()):
+        return False
+    os.environ["RAY_AUTH_MODE"] = "token"
+    # Ray reads the mode into its config and the token loader's cache when imported: both are
+    # refreshed, or an imported Ray still connects without the token (measured with Ray 2.60)
+    try:
+        from ray._raylet import AuthenticationTokenLoader, Config
+
+        Config.initialize("")
+        AuthenticationTokenLoader.instance().reset_cache()
+    except ImportError:  # a Ray without token authentication: the variable is all there is
+        pass
+    log.info("ray: token authentication (a token is at hand and RAY_AUTH_MODE was unset)")
+    return True
+
+
+def gpus_per_worker(cfg: RunConfig, cluster: dict[str, float]) -> float:
+    """synthesis.ray_gpus_per_worker, or what the backend needs where the cluster has GPUs."""
+    s, b = cfg.synthesis, cfg.backend
+    if s.ray_gpus_per_worker is not None:
+        return float(s.ray_gpus_per_worker)
+    if cfg.device == "cpu" or b.kind == "openai" or not cluster.get("GPU"):
+        return 0.0
+    return float(b.vllm.tensor_parallel_size if b.kind in ("vllm", "vllm-server") else 1)
+
+
+def actor_options(cfg: RunConfig, cluster: dict[str, float]) -> dict[str, Any]:
+    """What each actor asks of Ray: CPUs, GPUs, custom resources, its runtime_env; restarts."""
+    s = cfg.synthesis
+    env = dict(s.ray_runtime_env)
+    # the actor's own thread count wins over whatever the node exports
+    env["env_vars"] = {"OMP_NUM_THREADS": str(s.ray_cpus_per_worker), **dict(env.get("env_vars") or {})}
+    options: dict[str, Any] = {"num_cpus": s.ray_cpus_per_worker, "num_gpus": gpus_per_worker(cfg, cluster),
+                               "max_restarts": 2, "max_task_retries": 0, "runtime_env": env}
+    if s.ray_resources:
+        options["resources"] = dict(s.ray_resources)
+    return options
+
+
+def _request(options: dict[str, Any]) -> dict[str, float]:
+    want = {"CPU": float(options["num_cpus"]), "GPU": float(options.get("num_gpus") or 0)}
+    want.update({k: float(v) for k, v in (options.get("resources") or {}).items()})
+    return {k: v for k, v in want.items() if v}
+
+
+def _request_text(options: dict[str, Any]) -> str:
+    return ", ".join(f"{v:g} {k}" for k, v in _request(options).items())
+
+
+def _resources_text(cluster: dict[str, float]) -> str:
+    shown = {k: v for k, v in cluster.items() if not k.startswith("node:") and k not in ("memory", "object_store_memory")}
+    return ", ".join(f"{v:g} {k}" for k, v in sorted(shown.items())) or "nothing"
+
+
+def check_fits(options: dict[str, Any], cluster: dict[str, float], workers: int) -> None:
+    """A request no node of the cluster can ever hold fails now, not after the placement wait; one
+    that fits fewer workers than asked is said (they queue, or an autoscaler adds nodes)."""
+    want = _request(options)
+    missing = [k for k, v in want.items() if cluster.get(k, 0) < v]
+    if missing:
+        raise ConfigError(f"synthesis.executor ray: each worker asks for {_request_text(options)}; the cluster has "
+                          f"{_resources_text(cluster)} (short of {', '.join(missing)}: synthesis.ray_cpus_per_worker, "
+                          "ray_gpus_per_worker, ray_resources)")
+    fit = min(int(cluster.get(k, 0) // v) for k, v in want.items())
+    if fit < workers:
+        log.warning("ray: the cluster holds %d of %d workers at %s each now; the rest wait for resources",
+                    fit, workers, _request_text(options))
+
+
+def _address(ray) -> str:
+    try:
+        return ray.get_runtime_context().gcs_address
+    except Exception:  # a ray:// (Ray Client) connection has no GCS address of its own
+        return "ray-client"
+
+
 class Worker:
     """The body of one Ray actor: a backend and the batches it generated."""
 
     def __init__(self, cfg: RunConfig, threads: int) -> None:
         os.environ.setdefault("OMP_NUM_THREADS", str(threads))
+        self.env_keys = sorted(actor_options(cfg, {})["runtime_env"]["env_vars"])  # what info() reports
         try:
             import torch
 
@@ -60,7 +158,13 @@ class Worker:
     def info(self) -> dict[str, Any]:
         import socket
 
-        return {"pid": self.pid, "host": socket.gethostname(), "backend": self.backend.name, "model": self.backend.model}
+        import ray
+
+        return {"pid": self.pid, "host": socket.gethostname(), "backend": self.backend.name, "model": self.backend.model,
+                "gpu_ids": [str(g) for g in ray.get_gpu_ids()],
+                "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
+                "device": str(getattr(self.backend, "device", "")),
+                "env": {k: os.environ.get(k) for k in self.env_keys}}
 
     def count_tokens(self, texts: list[str]) -> list[int]:
         return [self.backend.count_tokens(t) for t in texts]
@@ -87,17 +191,28 @@ class RayExecutor:
         self.started = False
         if not ray.is_initialized():
             if s.ray_address:
+                use_token_auth()
                 ray.init(address=s.ray_address, log_to_driver=False)
             else:  # a local cluster, owned by this process
                 ray.init(include_dashboard=False, log_to_driver=False)
                 self.started = True
-        self.address = ray.get_runtime_context().gcs_address
-        actor = ray.remote(num_cpus=s.ray_cpus_per_worker, max_restarts=2, max_task_retries=0)(Worker)
+        self.address = _address(ray)
+        self.options = actor_options(cfg, ray.cluster_resources())
+        check_fits(self.options, ray.cluster_resources(), s.ray_workers)
+        actor = ray.remote(Worker).options(**self.options)
         self.actors = [actor.remote(cfg, s.ray_cpus_per_worker) for _ in range(s.ray_workers)]
-        infos = ray.get([a.info.remote() for a in self.actors])  # fails here if a backend cannot load
+        self.window_batches = 2 * len(self.actors)  # two batches in flight per worker (Engine.run reads it)
+        refs = [a.info.remote() for a in self.actors]
+        ready, _ = ray.wait(refs, num_returns=len(refs), timeout=PLACEMENT_TIMEOUT_S)
+        if len(ready) < len(refs):
+            raise ConfigError(f"synthesis.executor ray: {len(refs) - len(ready)} of {len(refs)} workers were not "
+                              f"placed in {PLACEMENT_TIMEOUT_S:.0f} s; each asks for {_request_text(self.options)}, "
+                              f"the cluster has {_resources_text(ray.cluster_resources())}")
+        infos = ray.get(refs)  # fails here if a backend cannot load
         self.stats = [{"worker": i, **info, "batches": 0, "requests": 0, "completion_tokens": 0, "busy_s": 0.0,
                        "failures": 0, "errors": []} for i, info in enumerate(infos)]
         self.inflight = [0] * len(self.actors)
+        self.failed_at = [float("-inf")] * len(self.actors)
         self.name, self.model = infos[0]["backend"], infos[0]["model"]
         self._tokens: dict[str, int] = {}
 
@@ -111,7 +226,11 @@ class RayExecutor:
         return self._result(requests, self._submit(requests)) if requests else []
 
     def _submit(self, requests: list[Request], avoid: int | None = None) -> tuple[int, Any]:
-        order = sorted(range(len(self.actors)), key=lambda i: (i == avoid and len(self.actors) > 1, self.inflight[i], i))
+        # a worker that failed lately is probably being restarted by Ray: others first
+        now = time.monotonic()
+        order = sorted(range(len(self.actors)),
+                       key=lambda i: (i == avoid and len(self.actors) > 1, now - self.failed_at[i] < RESTART_S,
+                                      self.inflight[i], i))
         i = order[0]
         self.inflight[i] += 1
         return i, self.actors[i].generate.remote(requests)
@@ -135,6 +254,7 @@ class RayExecutor:
                 gens, seconds = self.ray.get(ref)
             except Exception as e:
                 self.inflight[i] -= 1
+                self.failed_at[i] = time.monotonic()
                 row = self.stats[i]
                 row["failures"] += 1
                 row["errors"] = (row["errors"] + [f"{type(e).__name__}: {str(e).splitlines()[0][:200]}"])[-3:]
@@ -156,7 +276,8 @@ class RayExecutor:
         workers = [{**row, "busy_s": round(row["busy_s"], 2),
                     "tokens_per_s": round(row["completion_tokens"] / row["busy_s"], 2) if row["busy_s"] else 0.0}
                    for row in self.stats]
-        return {"executor": "ray", "ray_address": self.address, "workers": workers}
+        request = {k: self.options[k] for k in ("num_cpus", "num_gpus", "resources") if self.options.get(k)}
+        return {"executor": "ray", "ray_address": self.address, "actor_request": request, "workers": workers}
 
     def close(self) -> None:
         for a in self.actors:
