@@ -16,20 +16,30 @@ from matplotlib.patches import FancyArrowPatch, FancyBboxPatch  # noqa: E402
 
 OUT = Path(__file__).resolve().parents[1] / "docs" / "img" / "architecture.png"
 
-# stage, its folder's main files, its building blocks, whether it calls the backend
-STAGES = [
-    ("extract", "documents · passages\nentities · graph.graphml",
-     "corpus · ingest/\nentities/ (spaCy, LLM,\naliases) · graph", True),
-    ("synthesize", "store.sqlite\npassages.jsonl",
-     "synthesis/ sampler\ntemplates · engine\nstore · facts/", True),
-    ("filter", "kept.jsonl · dropped.jsonl\nreport.json",
-     "filters (gates with\nthresholds) · quality\n(data report)", True),
-    ("train", "model/ · checkpoints/\nloss.json",
-     "training/ data\n(packing, replay)\ntrainer · deepspeed_env", False),
-    ("eval", "records.jsonl\nresults.json",
-     "eval/ tasks · scoring\nanswers · stats\nretrieval/", True),
-    ("report", "report.html\n(report/: its marker)", "eval/report", False),
-]
+# the building blocks each stage uses (what its module imports, in words)
+BLOCKS = {
+    "extract": "corpus · ingest/\nentities/ (spaCy, LLM,\naliases) · graph",
+    "synthesize": "synthesis/ sampler\nmodes · engine\nstore · facts/",
+    "filter": "filters/ (gates with\nthresholds) · quality\n(data report)",
+    "train": "training/ data\n(mixtures, replay)\ntrainer · deepspeed_env",
+    "eval": "evaluation/ tasks\nscoring · stats\nretrieval/",
+    "report": "evaluation/report\nexport (cards)\nreporting",
+}
+
+
+def stages() -> list[tuple[str, str, str, bool]]:
+    """(stage, its main files, its building blocks, whether it can call the backend), from the
+    stages' own declarations (entigraph/stages/*: STAGE)."""
+    from entigraph.config import RunConfig
+    from entigraph.stages import PIPELINE
+
+    every = RunConfig()  # a config that turns on every use of the backend a stage can make
+    every.entities.extractor, every.filter.judge.enabled, every.eval.answer_mode = "hybrid", True, "generate"
+    files = {"report": "report.html\n(report/: its marker)"}
+    return [(s.name, files.get(s.name) or "\n".join(s.outputs[:3]),
+             BLOCKS.get(s.name, ""), s.uses_backend(every)) for s in PIPELINE]
+
+
 STAGE_C, FILE_C, BLOCK_C, SHARED_C = "#2f6db5", "#eef3fb", "#f6f1e7", "#e9f5ec"
 
 
@@ -51,12 +61,12 @@ def main() -> None:
     ax.axis("off")
     w, gap, x0 = 1.85, 0.28, 0.25
     box(ax, x0, 5.35, 6 * w + 5 * gap, 0.55,
-        "config.py: every setting declared once (types = choices and ranges) · `entigraph settings` · "
-        "pipeline.py: fingerprints, completion markers, resume", SHARED_C, size=9)
+        "config.py: every setting declared once · stages/: each stage declares itself · "
+        "pipeline.py: fingerprints, stage cache, resume", SHARED_C, size=9)
     box(ax, x0, 0.15, 6 * w + 5 * gap, 0.5,
-        "backend: section → backends/ (hf · vllm · openai), used by every stage that calls an LLM "
+        "backend: section → backends/ (hf · vllm · vllm-server · openai), used by every stage that can call an LLM "
         "(dashed lines)", SHARED_C, size=9)
-    for i, (name, files, blocks, uses_backend) in enumerate(STAGES):
+    for i, (name, files, blocks, uses_backend) in enumerate(stages()):
         x = x0 + i * (w + gap)
         box(ax, x, 4.35, w, 0.7, f"stages/\n{name}.py", STAGE_C, edge=STAGE_C, color="white", size=9.5,
             weight="bold")
