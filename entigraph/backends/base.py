@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from ..config import SamplingConfig
+from ..config import DecodingConfig, SamplingConfig
 
 
 @dataclass
@@ -13,6 +13,8 @@ class Request:
     messages: list[dict[str, str]]  # [{"role": "system"|"user"|"assistant", "content": ...}]
     sampling: SamplingConfig = field(default_factory=SamplingConfig)
     seed: int | None = None  # per-request seed where the backend supports it
+    context: str = ""  # the source text the messages quote (faithful decoding contrasts and copies it)
+    decoding: DecodingConfig | None = None  # faithful decoding (hf backend); None = plain sampling
 
 
 @dataclass

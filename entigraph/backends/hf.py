@@ -5,6 +5,9 @@ holds prompts of similar length and little compute goes to padding. Each batch i
 ``torch.manual_seed`` derived from its requests' seeds: the same batch (the engine forms batches
 deterministically) regenerates the same text, which is what lets a resumed run match an
 uninterrupted one.
+
+A request with faithful decoding settings (``Request.decoding``, ``synthesis.decoding``) is
+generated with backends/decoding.py's logits processor, in batches of its own.
 """
 
 from __future__ import annotations
@@ -13,12 +16,13 @@ import dataclasses
 import hashlib
 import logging
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ..devices import pick_device, pick_dtype
 from ..errors import ConfigError
 from ..models import resolve_lm
 from .base import Generation, Request, count_tokens, render_chat
+from .decoding import FaithfulLogits, RowSource, TokenTable, active, strip_context
 
 if TYPE_CHECKING:
     from ..config import BackendConfig, SamplingConfig
@@ -54,6 +58,7 @@ class HFBackend:
         self.eos_ids = (set(eos if isinstance(eos, list) else [eos]) | {self.tokenizer.eos_token_id}) - {None}
         self.max_positions = getattr(self.lm.config, "max_position_embeddings", None) or 1 << 30
         self.chat = bool(getattr(self.tokenizer, "chat_template", None))
+        self._table: TokenTable | None = None  # faithful decoding's view of the vocabulary, built on first use
 
     @classmethod
     def from_config(cls, b: "BackendConfig", model: str, device: str = "auto",
@@ -69,21 +74,37 @@ class HFBackend:
     def generate(self, requests: list[Request]) -> list[Generation]:
         prompts = [self.render(r.messages) for r in requests]
         groups: dict[str, list[int]] = {}
-        for i, r in enumerate(requests):  # one generate call needs one set of sampling settings
-            groups.setdefault(repr(dataclasses.astuple(r.sampling)), []).append(i)
+        for i, r in enumerate(requests):  # one generate call needs one set of sampling (and decoding) settings
+            decoding = repr(dataclasses.astuple(r.decoding)) if active(r.decoding) else ""
+            groups.setdefault(repr(dataclasses.astuple(r.sampling)) + decoding, []).append(i)
         out: list[Generation | None] = [None] * len(requests)
         for members in groups.values():
             members.sort(key=lambda i: len(prompts[i]))
             for start in range(0, len(members), self.batch_size):
                 chunk = members[start:start + self.batch_size]
-                gens = self._generate_batch([prompts[i] for i in chunk], requests[chunk[0]].sampling,
-                                            [requests[i].seed for i in chunk])
+                first = requests[chunk[0]]
+                rows = [self._row(requests[i], prompts[i]) for i in chunk] if active(first.decoding) else None
+                gens = self._generate_batch([prompts[i] for i in chunk], first.sampling,
+                                            [requests[i].seed for i in chunk], first.decoding, rows)
                 for i, g in zip(chunk, gens):
                     out[i] = g
         return out  # type: ignore[return-value]
 
-    def _generate_batch(self, prompts: list[str], sampling: "SamplingConfig", seeds: list[int | None]) -> list[Generation]:
+    def _row(self, r: Request, prompt: str) -> RowSource:
+        return RowSource(r.context, prompt, self.render(strip_context(r.messages, r.context)))
+
+    def _processors(self, decoding: Any, rows: list[RowSource] | None, prompt_length: int) -> list[Any]:
+        if rows is None:
+            return []
+        if self._table is None:
+            self._table = TokenTable(self.tokenizer, self.lm.config.vocab_size)
+        return [FaithfulLogits(self.lm, self.tokenizer, self._table, rows, decoding, prompt_length, self.eos_ids,
+                               self.device, not self.chat)]
+
+    def _generate_batch(self, prompts: list[str], sampling: "SamplingConfig", seeds: list[int | None],
+                        decoding: Any = None, rows: list[RowSource] | None = None) -> list[Generation]:
         import torch
+        from transformers import LogitsProcessorList
 
         start = time.perf_counter()
         enc = self.tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=not self.chat)
@@ -91,7 +112,8 @@ class HFBackend:
         limit = self.max_positions - sampling.max_new_tokens
         if max(lengths) > limit:  # fail the long ones, generate the rest
             ok = [i for i, n in enumerate(lengths) if n <= limit]
-            gens = self._generate_batch([prompts[i] for i in ok], sampling, [seeds[i] for i in ok]) if ok else []
+            gens = self._generate_batch([prompts[i] for i in ok], sampling, [seeds[i] for i in ok], decoding,
+                                        [rows[i] for i in ok] if rows else None) if ok else []
             done = dict(zip(ok, gens))
             return [done.get(i) or Generation("", n, 0, "error", f"prompt of {n} tokens leaves no room for "
                                               f"{sampling.max_new_tokens} new tokens in {self.max_positions}")
@@ -100,11 +122,13 @@ class HFBackend:
         torch.manual_seed(batch_seed(seeds))
         try:
             with torch.inference_mode():
+                processors = self._processors(decoding, rows, enc["input_ids"].shape[1])
                 out = self.lm.generate(
                     **enc, do_sample=sampling.temperature > 0, temperature=sampling.temperature or None,
                     top_p=sampling.top_p if sampling.temperature > 0 else None,
                     repetition_penalty=sampling.repetition_penalty, max_new_tokens=sampling.max_new_tokens,
                     pad_token_id=self.tokenizer.pad_token_id,
+                    **({"logits_processor": LogitsProcessorList(processors)} if processors else {}),
                 )
         except (RuntimeError, ValueError) as e:  # e.g. out of memory: record it, keep the run going
             log.warning("generate failed for a batch of %d: %s", len(prompts), e)

@@ -22,10 +22,13 @@ from typing import Any, Iterator
 from tqdm import tqdm
 
 from ..backends import Backend, Generation, Request
+from ..backends.decoding import active as decoding_active
 from ..config import RunConfig
+from ..errors import ConfigError
 from ..records import Document, Entity, Passage, SynthPassage, SynthTask
+from ..text import words
 from .free import FREE_VERSION
-from .ids import request_seed
+from .ids import request_seed, task_id
 from .modes import GENERATOR_FREE, UNIT_MODES, needs_units
 from .planner import Planner
 from .prompts import PLAN, Template, load_templates
@@ -47,6 +50,7 @@ class Engine:
         s = cfg.synthesis
         self.templates = templates or load_templates(s.templates_dir, s.modes)
         self.docs = {d.doc_id: d for d in documents}
+        self.forms = {e.name: (e.name, *e.aliases) for e in entities}  # what counts as naming an entity
         self.text = {p.passage_id: p.text for p in passages}
         self.sampling = {m: t.sampling(cfg.backend.sampling) for m, t in self.templates.items()}
         self.sampling.update({m: cfg.backend.sampling for m in GENERATOR_FREE})  # unused: no model writes them
@@ -54,6 +58,14 @@ class Engine:
         self.salt = salt = {m: {"template": t.version, "model": backend.model,
                                 "sampling": dataclasses.asdict(self.sampling[m]), "seed": cfg.seed}
                             for m, t in self.templates.items()}
+        self.decoding = s.decoding
+        on = decoding_active(s.decoding) or s.decoding.require_names
+        self.decoding_modes = {m for m in self.templates if m != PLAN and (not s.decoding.modes or m in s.decoding.modes)} if on else set()
+        if decoding_active(s.decoding) and self.decoding_modes and backend.name != "hf":
+            raise ConfigError(f"synthesis.decoding: context_contrast, copy_bias and novel_penalty need backend.kind hf "
+                              f"(not {backend.name}); require_names works with any backend")
+        for m in self.decoding_modes:  # faithful decoding writes other text: other task ids (none when off)
+            salt[m]["decoding"] = dataclasses.asdict(s.decoding)
         tokens = {p.passage_id: backend.count_tokens(p.text) for p in passages} if s.context == "local" else None
         self.units = (UnitTasks(documents, passages, entities, UnitOptions.from_config(s), cfg.seed,
                                 RelationOptions.from_config(s)) if needs_units(s.modes, s.strategy) else None)
@@ -72,18 +84,29 @@ class Engine:
         if task.mode in UNIT_MODES:
             return self.units.messages(task.task_id, self.templates)
         doc = self.docs[task.doc_ids[0]]
+        return self.templates[task.mode].render(title=doc.title, context=self.context(task), entities=task.entities)
+
+    def context(self, task: SynthTask) -> str:
+        """The source text an LLM task's prompt quotes."""
+        if task.mode in UNIT_MODES:
+            return self.units.context(task.task_id)
         if self.cfg.synthesis.context == "document" and task.mode != "rephrase":
-            context = doc.text
-        else:
-            context = "\n\n".join(self.text[p] for p in task.passage_ids)
-        return self.templates[task.mode].render(title=doc.title, context=context, entities=task.entities)
+            return self.docs[task.doc_ids[0]].text
+        return "\n\n".join(self.text[p] for p in task.passage_ids)
+
+    def request(self, task: SynthTask) -> Request:
+        """The backend request of an LLM task: faithful decoding's settings and source context ride
+        along where synthesis.decoding applies to its mode."""
+        faithful = self.decoding if task.mode in self.decoding_modes else None
+        return Request(self.messages(task), self.sampling[task.mode], request_seed(task.task_id),
+                       self.context(task) if faithful else "", faithful)
 
     def batches(self) -> Iterator[list[tuple[SynthTask, Request]]]:
         """Batches of similar prompt length, formed from the stream alone (never from the store)."""
         size = self.cfg.backend.batch_size
         stream = self.tasks()
         while window := list(islice(stream, size * WINDOW_BATCHES)):
-            items = [(t, Request(self.messages(t), self.sampling[t.mode], request_seed(t.task_id))) for t in window]
+            items = [(t, self.request(t)) for t in window]
             items.sort(key=lambda it: (sum(len(m["content"]) for m in it[1].messages), it[0].seq))
             for i in range(0, len(items), size):
                 yield items[i:i + size]
@@ -99,8 +122,37 @@ class Engine:
 
     def merge(self, todo: list[tuple[SynthTask, Request]], llm: list[Generation]) -> list[Generation]:
         """The batch's generations in order: the model's for `llm_requests`, generator-free ones built here."""
-        gens = iter(llm)
+        gens = iter(self.require_names([(t, r) for t, r in todo if t.mode not in GENERATOR_FREE], llm))
         return [self.units.generation(t.task_id) if t.mode in GENERATOR_FREE else next(gens) for t, _ in todo]
+
+    def require_names(self, todo: list[tuple[SynthTask, Request]], gens: list[Generation]) -> list[Generation]:
+        """synthesis.decoding.require_names: a pair or triple generation that misses a name of its task is generated
+        again with another seed (derived from the task's), at most name_retries times; the attempt
+        missing fewest names is kept, and every attempt's tokens and time are counted."""
+        d = self.decoding
+        if not d.require_names:
+            return gens
+        gens = list(gens)
+        for attempt in range(1, d.name_retries + 1):
+            redo = [i for i, ((t, r), g) in enumerate(zip(todo, gens)) if r.decoding is not None
+                    and t.mode in ("pair", "triple") and g.finish_reason != "error" and self.missing_names(t, g.text)]
+            if not redo:
+                break
+            again = self.backend.generate([dataclasses.replace(todo[i][1], seed=request_seed(
+                task_id(str(attempt), [], [], [], todo[i][0].task_id))) for i in redo])
+            for i, g in zip(redo, again):
+                old = gens[i]
+                best = g if g.finish_reason != "error" and len(self.missing_names(todo[i][0], g.text)) < len(
+                    self.missing_names(todo[i][0], old.text)) else old
+                gens[i] = dataclasses.replace(best, completion_tokens=old.completion_tokens + g.completion_tokens,
+                                              prompt_tokens=old.prompt_tokens + g.prompt_tokens,
+                                              seconds=old.seconds + g.seconds)
+        return gens
+
+    def missing_names(self, task: SynthTask, text: str) -> list[str]:
+        """The task's entities named nowhere in `text` (by any of their forms, word for word)."""
+        have = f" {' '.join(words(text))} "
+        return [n for n in task.entities if not any(f" {' '.join(words(f))} " in have for f in self.forms.get(n, (n,)))]
 
     def generated(self, todos: list[list[tuple[SynthTask, Request]]]) -> Iterator[list[Generation]]:
         """Generations for one window's batches, in order, lazily (the executor: this process, or

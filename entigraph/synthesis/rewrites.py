@@ -33,5 +33,9 @@ def messages(template: Template, title: str, units: list[SourceUnit], text_of: C
              entities: list[str], strategy: str = "") -> list[dict[str, str]]:
     """The prompt of a rewrite (or an Active Reading application): the units, in reading order, as
     the context; the strategy to apply for active_reading."""
-    ordered = sorted(units, key=lambda u: (u.doc_id, u.index))
-    return template.render(title=title, context=text_of(ordered), entities=entities, strategy=strategy)
+    return template.render(title=title, context=context(units, text_of), entities=entities, strategy=strategy)
+
+
+def context(units: list[SourceUnit], text_of: Callable[[list[SourceUnit]], str]) -> str:
+    """The units in reading order, each made to read alone: what the prompt quotes."""
+    return text_of(sorted(units, key=lambda u: (u.doc_id, u.index)))

@@ -266,3 +266,7 @@ class UnitTasks:
             return []
         return rewrites.messages(templates[ut.mode], self.docs[ut.doc_ids[0]].title,
                                  [self.unit(u) for u in ut.unit_ids], self.text_of, ut.entities, ut.strategy)
+
+    def context(self, task_id: str) -> str:
+        """The source text an LLM unit task's prompt quotes."""
+        return rewrites.context([self.unit(u) for u in self.tasks[task_id].unit_ids], self.text_of)
