@@ -38,7 +38,7 @@ def run(root: Path, args, workers: int) -> tuple[dict, list]:
     cfg = tiny_config(root, args.model, max_passages=args.passages, batch_size=args.batch)
     cfg.backend.sampling.max_new_tokens = args.new_tokens
     s = cfg.synthesis
-    s.executor, s.ray_workers, s.ray_cpus_per_worker, s.context_tokens = "ray", workers, 1, 256
+    s.executor, s.ray.workers, s.ray.cpus_per_worker, s.context_tokens = "ray", workers, 1, 256
     write_inputs(cfg)
     t0 = time.perf_counter()
     summary = synthesis.run(cfg, progress=False)

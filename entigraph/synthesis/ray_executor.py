@@ -11,10 +11,10 @@ A batch whose actor fails (an exception, or the actor process dying) is counted 
 worker and sent to another one (a dead actor is restarted by Ray, ``max_restarts``); after
 ``MAX_TRIES`` failures the run stops with the last error (what was committed stays committed).
 
-Placement: each actor reserves ``ray_cpus_per_worker`` CPUs, ``ray_gpus_per_worker`` GPUs (by
+Placement: each actor reserves ``ray.cpus_per_worker`` CPUs, ``ray.gpus_per_worker`` GPUs (by
 default what its backend needs when the cluster has GPUs: Ray then places it on a GPU node and sets
-its ``CUDA_VISIBLE_DEVICES``, so two actors never share GPU 0 by accident) and ``ray_resources``,
-in ``ray_runtime_env``. A window holds two batches per worker (``window_batches``), so any number of
+its ``CUDA_VISIBLE_DEVICES``, so two actors never share GPU 0 by accident) and ``ray.resources``,
+in ``ray.runtime_env``. A window holds two batches per worker (``window_batches``), so any number of
 workers is kept busy. A cluster started with ``ray start --head`` (Ray >= 2.5x) requires token
 authentication: when ``RAY_AUTH_MODE`` is unset and a token is at hand (``RAY_AUTH_TOKEN``,
 ``RAY_AUTH_TOKEN_PATH`` or ``~/.ray/auth_token``, where ``ray start`` puts it), the driver sets it.
@@ -79,10 +79,10 @@ def use_token_auth() -> bool:
 
 
 def gpus_per_worker(cfg: RunConfig, cluster: dict[str, float]) -> float:
-    """synthesis.ray_gpus_per_worker, or what the backend needs where the cluster has GPUs."""
+    """synthesis.ray.gpus_per_worker, or what the backend needs where the cluster has GPUs."""
     s, b = cfg.synthesis, cfg.backend
-    if s.ray_gpus_per_worker is not None:
-        return float(s.ray_gpus_per_worker)
+    if s.ray.gpus_per_worker is not None:
+        return float(s.ray.gpus_per_worker)
     if cfg.device == "cpu" or b.kind == "openai" or not cluster.get("GPU"):
         return 0.0
     return float(b.vllm.tensor_parallel_size if b.kind in ("vllm", "vllm-server") else 1)
@@ -91,13 +91,13 @@ def gpus_per_worker(cfg: RunConfig, cluster: dict[str, float]) -> float:
 def actor_options(cfg: RunConfig, cluster: dict[str, float]) -> dict[str, Any]:
     """What each actor asks of Ray: CPUs, GPUs, custom resources, its runtime_env; restarts."""
     s = cfg.synthesis
-    env = dict(s.ray_runtime_env)
+    env = dict(s.ray.runtime_env)
     # the actor's own thread count wins over whatever the node exports
-    env["env_vars"] = {"OMP_NUM_THREADS": str(s.ray_cpus_per_worker), **dict(env.get("env_vars") or {})}
-    options: dict[str, Any] = {"num_cpus": s.ray_cpus_per_worker, "num_gpus": gpus_per_worker(cfg, cluster),
+    env["env_vars"] = {"OMP_NUM_THREADS": str(s.ray.cpus_per_worker), **dict(env.get("env_vars") or {})}
+    options: dict[str, Any] = {"num_cpus": s.ray.cpus_per_worker, "num_gpus": gpus_per_worker(cfg, cluster),
                                "max_restarts": 2, "max_task_retries": 0, "runtime_env": env}
-    if s.ray_resources:
-        options["resources"] = dict(s.ray_resources)
+    if s.ray.resources:
+        options["resources"] = dict(s.ray.resources)
     return options
 
 
@@ -123,8 +123,8 @@ def check_fits(options: dict[str, Any], cluster: dict[str, float], workers: int)
     missing = [k for k, v in want.items() if cluster.get(k, 0) < v]
     if missing:
         raise ConfigError(f"synthesis.executor ray: each worker asks for {_request_text(options)}; the cluster has "
-                          f"{_resources_text(cluster)} (short of {', '.join(missing)}: synthesis.ray_cpus_per_worker, "
-                          "ray_gpus_per_worker, ray_resources)")
+                          f"{_resources_text(cluster)} (short of {', '.join(missing)}: synthesis.ray.cpus_per_worker, "
+                          "ray.gpus_per_worker, ray.resources)")
     fit = min(int(cluster.get(k, 0) // v) for k, v in want.items())
     if fit < workers:
         log.warning("ray: the cluster holds %d of %d workers at %s each now; the rest wait for resources",
@@ -179,7 +179,7 @@ class Worker:
 
 
 class RayExecutor:
-    """Generates windows of batches on `synthesis.ray_workers` actors; see the module docstring.
+    """Generates windows of batches on `synthesis.ray.workers` actors; see the module docstring.
     It is also the driver's Backend (name, model, count_tokens, generate go to the actors), so the
     driver loads no model of its own."""
 
@@ -190,17 +190,17 @@ class RayExecutor:
         s = cfg.synthesis
         self.started = False
         if not ray.is_initialized():
-            if s.ray_address:
+            if s.ray.address:
                 use_token_auth()
-                ray.init(address=s.ray_address, log_to_driver=False)
+                ray.init(address=s.ray.address, log_to_driver=False)
             else:  # a local cluster, owned by this process
                 ray.init(include_dashboard=False, log_to_driver=False)
                 self.started = True
         self.address = _address(ray)
         self.options = actor_options(cfg, ray.cluster_resources())
-        check_fits(self.options, ray.cluster_resources(), s.ray_workers)
+        check_fits(self.options, ray.cluster_resources(), s.ray.workers)
         actor = ray.remote(Worker).options(**self.options)
-        self.actors = [actor.remote(cfg, s.ray_cpus_per_worker) for _ in range(s.ray_workers)]
+        self.actors = [actor.remote(cfg, s.ray.cpus_per_worker) for _ in range(s.ray.workers)]
         self.window_batches = 2 * len(self.actors)  # two batches in flight per worker (Engine.run reads it)
         refs = [a.info.remote() for a in self.actors]
         ready, _ = ray.wait(refs, num_returns=len(refs), timeout=PLACEMENT_TIMEOUT_S)

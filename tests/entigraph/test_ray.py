@@ -31,7 +31,7 @@ PASSAGES = 24
 def config(root, model, executor="local", address=None):
     cfg = tiny_config(Path(root), model, max_passages=PASSAGES, batch_size=2)
     cfg.backend.sampling.max_new_tokens = 24
-    cfg.synthesis.executor, cfg.synthesis.ray_address, cfg.synthesis.ray_workers = executor, address, 2
+    cfg.synthesis.executor, cfg.synthesis.ray.address, cfg.synthesis.ray.workers = executor, address, 2
     return cfg
 
 
@@ -167,7 +167,7 @@ def test_a_batch_whose_worker_dies_goes_to_another_and_is_counted(cluster, tmp_p
     try:
         cfg = RunConfig(name="t", run_dir=str(tmp_path))
         cfg.backend.kind, cfg.backend.openai.base_url, cfg.backend.openai.model = "openai", srv.url, "tiny"
-        cfg.synthesis.executor, cfg.synthesis.ray_workers = "ray", 2
+        cfg.synthesis.executor, cfg.synthesis.ray.workers = "ray", 2
         ex = RayExecutor(cfg)
         try:
             assert (ex.name, ex.model) == ("openai", "tiny") and ex.count_tokens("abcdefgh") == 3
@@ -227,7 +227,7 @@ def _executor(tmp_path, url, **synthesis):
     cfg.backend.kind, cfg.backend.openai.base_url, cfg.backend.openai.model = "openai", url, "tiny"
     cfg.synthesis.executor = "ray"
     for k, v in synthesis.items():
-        setattr(cfg.synthesis, k, v)
+        setattr(cfg.synthesis.ray, k, v)
     return RayExecutor(cfg)
 
 
@@ -242,7 +242,7 @@ def test_actors_ask_ray_for_gpus_resources_and_their_runtime_env(cluster, tmp_pa
     # the hf backend on a cluster with a GPU asks for one by default: Ray gives the actor GPU 0
     cfg = RunConfig(name="g", run_dir=str(tmp_path))
     cfg.models.base = cfg.backend.model = tiny_lm
-    cfg.synthesis.executor, cfg.synthesis.ray_workers = "ray", 1
+    cfg.synthesis.executor, cfg.synthesis.ray.workers = "ray", 1
     ex = RayExecutor(cfg)
     try:
         assert ex.options["num_gpus"] == 1 and ex.summary()["actor_request"]["num_gpus"] == 1
@@ -254,8 +254,8 @@ def test_actors_ask_ray_for_gpus_resources_and_their_runtime_env(cluster, tmp_pa
     srv = FaultServer()
     try:
         # any worker count (a window of two batches each): three workers share the one GPU
-        ex = _executor(tmp_path, srv.url, ray_workers=3, ray_gpus_per_worker=0.3,
-                       ray_runtime_env={"env_vars": {"ENTIGRAPH_MARK": "on"}})
+        ex = _executor(tmp_path, srv.url, workers=3, gpus_per_worker=0.3,
+                       runtime_env={"env_vars": {"ENTIGRAPH_MARK": "on"}})
         try:
             assert ex.window_batches == 6 and len(ex.stats) == 3  # more than the engine's 4 batches
             assert all(w["gpu_ids"] == ["0"] for w in ex.stats)
@@ -265,9 +265,9 @@ def test_actors_ask_ray_for_gpus_resources_and_their_runtime_env(cluster, tmp_pa
             ex.close()
         # what the cluster can never hold fails at once, naming the settings
         with pytest.raises(ConfigError, match="short of GPU"):
-            _executor(tmp_path, srv.url, ray_gpus_per_worker=2)
+            _executor(tmp_path, srv.url, gpus_per_worker=2)
         with pytest.raises(ConfigError, match="short of nvme"):
-            _executor(tmp_path, srv.url, ray_resources={"nvme": 1})
+            _executor(tmp_path, srv.url, resources={"nvme": 1})
     finally:
         srv.stop()
 
@@ -285,9 +285,9 @@ def test_gpus_per_worker_follows_the_backend():
     assert gpus_per_worker(cfg, gpu) == 0
     cfg.device, cfg.backend.kind = "auto", "openai"
     assert gpus_per_worker(cfg, gpu) == 0  # a remote server holds the model
-    cfg.synthesis.ray_gpus_per_worker = 0.5
+    cfg.synthesis.ray.gpus_per_worker = 0.5
     assert gpus_per_worker(cfg, gpu) == 0.5
-    cfg.synthesis.ray_resources = {"accelerator_type:H100": 0.01}
+    cfg.synthesis.ray.resources = {"accelerator_type:H100": 0.01}
     options = actor_options(cfg, gpu)
     assert options["resources"] == {"accelerator_type:H100": 0.01} and options["max_task_retries"] == 0
 
