@@ -19,6 +19,7 @@ import json
 import logging
 import os
 import re
+import stat
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Iterator
@@ -193,8 +194,15 @@ def _walk(root: Path) -> tuple[list[Path], list[dict[str, str]]]:
 
     for folder, dirs, names in os.walk(root, onerror=refused):
         dirs[:] = [d for d in dirs if not d.startswith(".")]
-        found += [Path(folder) / n for n in names if not n.startswith(".")]
-    return sorted(f for f in found if f.is_file()), unreadable
+        for name in names:
+            f = Path(folder) / name
+            try:
+                if not name.startswith(".") and stat.S_ISREG(f.stat().st_mode):  # not devices, pipes, sockets
+                    found.append(f)
+            except OSError as e:  # a link to nothing, a link loop, a name we may not look at
+                reason = "a link to a missing file" if isinstance(e, FileNotFoundError) else unreadable_reason(e)
+                unreadable.append({"file": str(f), "reason": reason})
+    return sorted(found), sorted(unreadable, key=lambda s: s["file"])
 
 
 def list_files(paths: Iterable[str]) -> tuple[list[Path], list[dict[str, str]]]:

@@ -142,9 +142,10 @@ def input_digest(cfg: RunConfig, stage: str) -> list:
         listed, skipped = list_files(external)
     except EntigraphError as e:  # a missing input: the stage itself reports it when it runs
         return [earlier, str(e)]
-    files = listed + [Path(s["file"]) for s in skipped if Path(s["file"]).is_file()]
-    folders = sorted(s["file"] + ": " + s["reason"] for s in skipped if not Path(s["file"]).is_file())
-    return [earlier, _hash_files(files, Path(cfg.run_dir) / HASH_CACHE), folders]
+    # files skipped for their type are never read: their names and reasons reach the report, not
+    # their bytes (a video beside the documents, /proc/kcore) -- they are not hashed
+    passed_over = sorted(f"{s['file']}: {s['reason']}" for s in skipped)
+    return [earlier, _hash_files(listed, Path(cfg.run_dir) / HASH_CACHE), passed_over]
 
 
 def fingerprint(cfg: RunConfig, stage: str) -> str:

@@ -3,7 +3,9 @@ in a clean result or one clear error line (an EntigraphError without a newline),
 
 import copy
 import json
+import os
 import random
+from pathlib import Path
 
 import pytest
 import yaml
@@ -113,3 +115,62 @@ def test_config_loader_on_200_mutated_configs(tmp_path):
 @pytest.mark.parametrize("override", ["name=x\ny", "synthesis.max_passages=[", "a.b.c.d=1", "backend=[1]", "=1"])
 def test_odd_overrides_are_one_line_errors(override):
     assert _one_line_or_clean(lambda: load_config("configs/demo.yaml", [override])) == "error"
+
+
+# Path settings (issue 32): every value a path setting can be given -- a file where a folder is
+# wanted, a folder under a file, /proc and /sys, a device, NUL bytes, a name too long, a link loop,
+# a dangling link, an empty folder, a glob, nothing at all -- ends in a clean load (and then a clean
+# extract) or one error line, never a traceback.
+
+PATH_KEYS = ["run_dir", "corpus.paths", "eval.questions", "train.replay.paths", "train.anneal_paths",
+             "eval.forgetting_paths", "synthesis.templates_dir", "models.cache_dir", "models.base",
+             "models.embedder", "models.spacy", "backend.model", "eval.retrieval.reranker", "eval.extra_models"]
+LISTS = {"corpus.paths", "eval.questions", "train.replay.paths", "train.anneal_paths", "eval.forgetting_paths"}
+
+
+def _places(tmp_path):
+    (tmp_path / "afile.txt").write_text("Ada Brask kept the Quarrow station for eleven years.\n")
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "loop").symlink_to(tmp_path / "loop")
+    (tmp_path / "dangling").symlink_to(tmp_path / "nowhere")
+    return [tmp_path / "afile.txt", tmp_path / "afile.txt" / "sub", tmp_path / "empty", tmp_path / "missing" / "deep",
+            "/proc/entigraph-x", "/proc", "/proc/self/status", "/sys/entigraph-x", "/dev/null", "/", "", " ",
+            "bad\x00name", "x" * 300, tmp_path / ("y" * 300) / "z", tmp_path / "loop", tmp_path / "dangling",
+            "./relative-missing", "../../x", "~nobody-here/x", str(tmp_path / "*.txt"), str(tmp_path / "*.none"),
+            tmp_path / "ünï côdé", "demo"]
+
+
+def _set(data, dotted, value):
+    *parents, key = dotted.split(".")
+    for p in parents:
+        data = data.setdefault(p, {})
+    data[key] = value
+
+
+def test_path_settings_on_every_kind_of_bad_path(tmp_path, capsys):
+    from entigraph.cli import main
+
+    rng = random.Random(32)
+    places = _places(tmp_path)
+    base = yaml.safe_load(open("configs/demo.yaml"))
+    outcomes = []
+    for i in range(120):
+        data = copy.deepcopy(base)
+        data["run_dir"], data["name"] = str(tmp_path / "runs"), f"r{i}"
+        data["corpus"]["paths"] = [str(tmp_path / "afile.txt")]
+        for key in rng.sample(PATH_KEYS, rng.randint(1, 2)):
+            value = str(rng.choice([p for p in places if not (key in LISTS and p == "/")]))  # not a corpus of /
+            _set(data, key, [value] if key in LISTS else {"x": value} if key == "eval.extra_models" else value)
+        path = tmp_path / f"c{i}.yaml"
+        path.write_text(yaml.safe_dump(data, allow_unicode=True))
+        outcome = _one_line_or_clean(lambda: load_config(path))
+        inside = Path(os.path.abspath(data["run_dir"])).is_relative_to(tmp_path)  # never make folders elsewhere
+        if outcome == "ok" and inside and i % 2 == 0:  # then use it: run_dir made, corpus read, by the real extract
+            code = main(["extract", str(path)])
+            err = capsys.readouterr().err
+            assert code in (0, 2) and "Traceback" not in err, err
+            assert code == 0 or err.count("\n") == 1, err
+            outcome = f"ran ({code})"
+        outcomes.append(outcome)
+    assert outcomes.count("error") > 40 and outcomes.count("ok") > 10  # both kinds were exercised
+    assert outcomes.count("ran (0)") > 5 and outcomes.count("ran (2)") > 0
