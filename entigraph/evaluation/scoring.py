@@ -37,6 +37,20 @@ MODES = ("raw", "length_norm", "char_norm", "calibrated")
 UNCONDITIONAL_PREFIX = "Answer:"
 
 
+def cache_argument(model) -> str:
+    """The forward() keyword for a KV cache: `cache` from transformers 5.2x (`past_key_values` is
+    deprecated there and goes in 5.40), `past_key_values` before."""
+    import inspect
+
+    return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
+
+
+def output_cache(out):
+    """The KV cache of a forward pass's output, under either name."""
+    cache = getattr(out, "cache", None)
+    return cache if cache is not None else out.past_key_values
+
+
 def _crop_to(cache, length: int) -> None:
     """Drop cached positions beyond `length` (a negative count works across transformers versions)."""
     extra = cache.get_seq_length() - length
@@ -58,6 +72,7 @@ class LMScorer:
         # whatever the tokenizer puts in front of a text on its own (a BOS token, or nothing)
         self.specials = self.tokenizer("", add_special_tokens=True)["input_ids"]
         self.pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
+        self.cache_arg = cache_argument(self.model)
         self._uncond: dict[tuple, np.ndarray] = {}
 
     def encode(self, text: str) -> list[int]:
@@ -89,7 +104,7 @@ class LMScorer:
         # logits_to_keep=1: the prefix needs only its last position's logits, not a vocabulary-sized
         # projection of every context token
         out = self.model(input_ids=torch.tensor([prefix], device=self.device), use_cache=True, logits_to_keep=1)
-        cache, first = out.past_key_values, torch.log_softmax(out.logits[0, -1].float(), -1)
+        cache, first = output_cache(out), torch.log_softmax(out.logits[0, -1].float(), -1)
         greedy = []
         if greedy_tokens:
             greedy = self._greedy(cache, first, greedy_tokens)
@@ -118,7 +133,7 @@ class LMScorer:
             if len(conts) > 1:
                 cache.batch_repeat_interleave(len(conts))
             logits = self.model(input_ids=inp.to(self.device), attention_mask=mask.to(self.device),
-                                past_key_values=cache, use_cache=True).logits
+                                use_cache=True, **{self.cache_arg: cache}).logits
             logp = torch.log_softmax(logits.float(), -1)
             for i, c in enumerate(conts):
                 if len(c) > 1:
@@ -132,7 +147,8 @@ class LMScorer:
             tokens.append(nxt)
             if nxt == self.tokenizer.eos_token_id or step == n - 1:
                 break
-            out = self.model(input_ids=torch.tensor([[nxt]], device=self.device), past_key_values=cache, use_cache=True)
+            out = self.model(input_ids=torch.tensor([[nxt]], device=self.device), use_cache=True,
+                             **{self.cache_arg: cache})
             nxt = int(out.logits[0, -1].argmax())
         return tokens
 

@@ -66,6 +66,22 @@ def test_cloze_target_likelihood_and_greedy_exact_match(scorer):
     assert "scores" not in short and "target_logprob" in short
 
 
+def test_the_kv_cache_goes_by_the_name_transformers_5_wants(scorer):
+    """transformers 5.2x renamed forward()'s past_key_values to cache (the old name warns, and goes
+    in 5.40): scoring and greedy decoding from the cache raise no FutureWarning."""
+    import warnings
+
+    from entigraph.evaluation.scoring import cache_argument
+
+    assert cache_argument(scorer.model) == "cache"
+    cloze = Question("c", "d", "Mara Velt studied the salt marshes near", ["Kettle Point", "Lumen Bay"], 0,
+                     "Kettle Point", "cloze")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", FutureWarning)
+        scorer.score(MC, CONTEXT)
+        scorer.score(cloze, None)
+
+
 def test_exact_match_normalises_and_allows_a_longer_continuation():
     assert normalize_answer("The  Harbour-Guild!") == "harbourguild"
     assert exact_match(" Zorgon's leadership, who ruled", "Zorgon’s leadership", prefix=True)
