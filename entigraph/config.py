@@ -442,7 +442,8 @@ class RunConfig:
     seed: NonNegative = 0
     device: Device = "auto"
     # reuse a stage folder from {run_dir}/.stage-cache when another run finished the same stage with
-    # the same settings and inputs (hard links, no copies); `entigraph study` turns it on
+    # the same settings and inputs (copies, copy-on-write where the file system can; large model
+    # weights as read-only links); `entigraph study` turns it on
     stage_cache: bool = False
     corpus: CorpusConfig = field(default_factory=CorpusConfig)
     models: ModelsConfig = field(default_factory=ModelsConfig)

@@ -15,6 +15,7 @@ import hashlib
 import json
 import os
 import shutil
+import stat
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -321,12 +322,14 @@ def _clone_tree(src: Path, dst: Path) -> None:
 
 
 def _unshare(folder: Path) -> None:
-    """Replace every file of `folder` that has another name (a cache entry's read-only link) by a
-    private copy, so the stage about to write here cannot change the entry or another run."""
+    """Replace every read-only file of `folder` that has another name (a cache entry's link) by a
+    private copy, so the stage about to write here cannot change the entry or another run. Writable
+    links are someone else's on purpose (the trained-weights store, training/trainer.py): left alone."""
     if not folder.is_dir():
         return
     for f in folder.rglob("*"):
-        if f.is_file() and not f.is_symlink() and f.stat().st_nlink > 1:
+        st = f.lstat()
+        if stat.S_ISREG(st.st_mode) and st.st_nlink > 1 and not st.st_mode & 0o222:
             tmp = f.with_name(f".{f.name}.unshare.tmp")
             copy_file(f, tmp)
             os.replace(tmp, f)
