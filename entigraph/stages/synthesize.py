@@ -21,7 +21,7 @@ from ..records import to_dict
 from ..secrets import mask
 from ..synthesis.engine import Engine
 from ..synthesis.free import NoBackend
-from ..synthesis.modes import needs_backend
+from ..modes import needs_backend
 from ..synthesis.prompts import load_templates
 from ..synthesis.store import Store
 

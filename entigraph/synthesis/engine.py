@@ -29,7 +29,7 @@ from ..records import Document, Entity, Passage, SynthPassage, SynthTask
 from ..text import words
 from .free import FREE_VERSION
 from .ids import request_seed, task_id
-from .modes import GENERATOR_FREE, UNIT_MODES, needs_units
+from ..modes import GENERATOR_FREE, UNIT_MODES, needs_units
 from .planner import Planner
 from .prompts import PLAN, Template, load_templates
 from .sampler import RelationSampler, build_index

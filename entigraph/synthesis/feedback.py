@@ -13,7 +13,7 @@ from typing import TypeVar
 from ..facts.coverage import Coverage
 from ..facts.support import SupportGate
 from ..records import SynthPassage
-from .modes import GENERATOR_FREE
+from ..modes import GENERATOR_FREE
 from .sources import UnitTasks
 
 LOOKAHEAD = 64  # candidates weighed at each pick (the base order's next ones)

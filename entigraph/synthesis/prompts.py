@@ -24,10 +24,10 @@ from pathlib import Path
 
 from ..config import SamplingConfig
 from ..errors import ConfigError
-from .modes import GENERATOR_FREE, LLM_MODES
+from ..modes import GENERATOR_FREE, LLM_MODES
 
 SHIPPED_DIR = Path(__file__).parent / "templates"
-MODES = LLM_MODES  # the modes with a template (the registry: synthesis/modes.py)
+MODES = LLM_MODES  # the modes with a template (the registry: entigraph/modes.py)
 PLAN = "active_reading_plan"  # active_reading's first step: a template, not a mode
 PLACEHOLDERS = {"title", "context", "entities", "entity_1", "entity_2", "entity_3", "count", "strategy"}
 SAMPLING_KEYS = {f.name: f.type for f in dataclasses.fields(SamplingConfig)}

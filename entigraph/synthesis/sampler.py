@@ -45,7 +45,7 @@ from typing import Any, Iterable, Iterator
 from ..records import Document, Entity, Passage, SynthTask
 from .feedback import UnitFeedback
 from .ids import task_id
-from .modes import UNIT_MODES
+from ..modes import UNIT_MODES
 from .sources import UnitTask, UnitTasks
 
 STRATEGIES = ("exhaustive", "coverage", "weighted", "units")

@@ -26,7 +26,7 @@ from ..records import Document, Entity, Passage
 from ..text import words
 from . import free, rewrites
 from .ids import derived_seed, digest
-from .modes import GENERATOR_FREE, REWRITES
+from ..modes import GENERATOR_FREE, REWRITES
 from .prompts import Template
 
 T = TypeVar("T")

@@ -1,14 +1,13 @@
-"""The registry of synthesis modes (synthesis/modes.py) and the leaf modules synthesis ids live in."""
+"""The registry of synthesis modes (entigraph/modes.py) and the leaf modules synthesis ids live in."""
 
 import ast
 import typing
 from pathlib import Path
 
-from entigraph import config
-from entigraph.synthesis import modes
+from entigraph import config, modes
+from entigraph.synthesis import ids
 from entigraph.synthesis.prompts import SHIPPED_DIR, load_templates
 
-SYNTHESIS = Path(modes.__file__).parent
 
 
 def imported(path: Path) -> set[str]:
@@ -44,5 +43,5 @@ def test_kinds_partition_the_modes():
 def test_registry_and_ids_are_leaves():
     """config.py imports the registry: it must not pull synthesis (or anything heavy) in; the ids
     module is what engine, planner and sampler share, so it imports none of them."""
-    assert imported(SYNTHESIS / "modes.py") <= {"__future__", "collections.abc", "dataclasses"}
-    assert imported(SYNTHESIS / "ids.py") <= {"__future__", "hashlib", "json", "typing"}
+    assert imported(Path(modes.__file__)) <= {"__future__", "collections.abc", "dataclasses"}
+    assert imported(Path(ids.__file__)) <= {"__future__", "hashlib", "json", "typing"}
