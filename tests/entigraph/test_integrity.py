@@ -384,6 +384,28 @@ def test_unreadable_subfolder_is_listed_as_skipped(tmp_path, monkeypatch):
     assert report.skipped == [{"file": str(corpus / "closed"), "reason": "cannot read folder: Permission denied"}]
 
 
+def test_unreadable_file_is_listed_as_skipped(tmp_path, monkeypatch):
+    from pathlib import Path
+
+    from entigraph.corpus import load_corpus_report
+
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "a.txt").write_text("Ada Brask kept the Quarrow station.\n")
+    (corpus / "b.txt").write_text("Olin Fesk sailed to Merrow.\n")
+    (corpus / "b.txt").chmod(0)
+    if os.geteuid() == 0:  # root reads any file: refuse this one as the kernel would refuse a user
+        real = Path.read_bytes
+
+        def read_bytes(self):
+            if self.name == "b.txt":
+                raise PermissionError(13, "Permission denied", str(self))
+            return real(self)
+        monkeypatch.setattr(Path, "read_bytes", read_bytes)
+    docs, report = load_corpus_report([str(corpus)])
+    assert report.skipped == [{"file": str(corpus / "b.txt"), "reason": "cannot read file: Permission denied"}]
+
+
 # 32.6 A key given twice in a config file is an error that names both lines.
 
 def test_duplicate_yaml_keys_are_an_error_naming_both_lines(tmp_path):
@@ -445,6 +467,18 @@ def test_a_key_in_api_key_env_is_refused_without_echoing_it(tmp_path, capsys):
     with pytest.raises(ConfigError, match="got 'MY-KEY'"):  # a name that cannot be one is shown
         load_config(None, ["backend.openai.api_key_env=MY-KEY"])
     assert load_config(None, ["backend.openai.api_key_env=_MY_KEY2"]).backend.openai.api_key_env == "_MY_KEY2"
+
+
+def test_an_api_key_variable_that_is_not_set_is_said_once(monkeypatch, caplog):
+    import logging
+
+    from entigraph.backends.openai import OpenAIBackend
+
+    cfg = load_config(None, ["backend.openai.api_key_env=ENTIGRAPH_TEST_KEY", "backend.openai.model=tiny"])
+    monkeypatch.delenv("ENTIGRAPH_TEST_KEY", raising=False)
+    with caplog.at_level(logging.WARNING):
+        OpenAIBackend.from_config(cfg.backend, "tiny").close()
+    assert "ENTIGRAPH_TEST_KEY, which is not set: requests go out without an API key" in caplog.text
 
 
 def test_a_completion_that_echoes_the_key_is_masked_before_it_is_stored(tmp_path, monkeypatch):
