@@ -1,19 +1,30 @@
 """Intervals and paired tests for accuracies over a few hundred questions, where a 5-point
 difference can be noise.
 
-- bootstrap_ci: seeded percentile bootstrap of the mean of 0/1 outcomes.
-- wilson_ci: Wilson score interval (closed form; better than the normal one near 0 or 1).
-- mcnemar_exact: two-sided exact McNemar test = binomial test on the discordant pairs.
+- bootstrap_ci: seeded percentile bootstrap of the mean of 0/1 outcomes (scipy.stats.bootstrap).
+- wilson_ci: Wilson score interval (scipy.stats.binomtest(...).proportion_ci(method="wilson")).
+- mcnemar_exact: two-sided exact McNemar test = binomial test on the discordant pairs (binomtest).
 - paired_bootstrap: the difference of two conditions on the same questions, resampling questions.
+
+The bootstraps draw their resamples as the hand-written ones they replace did (one seeded
+generator, resamples x questions indices at once, numpy's linear quantiles), so recorded intervals
+are reproduced to within 1e-12 (tests/entigraph/evaluation/test_stats.py checks it).
 """
 
 from __future__ import annotations
 
-import math
 from typing import Sequence
 
 import numpy as np
-from scipy.stats import binomtest
+from scipy.stats import binomtest, bootstrap
+
+
+def _percentile_mean_ci(x: np.ndarray, resamples: int, seed: int, level: float) -> tuple[float, float]:
+    if x.size == 1:  # every resample is the one value (scipy needs two observations)
+        return float(x[0]), float(x[0])
+    r = bootstrap((x,), np.mean, n_resamples=resamples, confidence_level=level, method="percentile",
+                  vectorized=True, rng=np.random.default_rng(seed))
+    return float(r.confidence_interval.low), float(r.confidence_interval.high)
 
 
 def bootstrap_ci(correct: Sequence[float], resamples: int = 2000, seed: int = 0, level: float = 0.95
@@ -21,23 +32,14 @@ def bootstrap_ci(correct: Sequence[float], resamples: int = 2000, seed: int = 0,
     x = np.asarray(correct, dtype=np.float64)
     if x.size == 0:
         return (float("nan"), float("nan"))
-    rng = np.random.default_rng(seed)
-    means = x[rng.integers(0, x.size, size=(resamples, x.size))].mean(axis=1)
-    alpha = (1 - level) / 2
-    return float(np.quantile(means, alpha)), float(np.quantile(means, 1 - alpha))
+    return _percentile_mean_ci(x, resamples, seed, level)
 
 
 def wilson_ci(k: int, n: int, level: float = 0.95) -> tuple[float, float]:
     if n == 0:
         return (float("nan"), float("nan"))
-    from scipy.stats import norm
-
-    z = float(norm.ppf(1 - (1 - level) / 2))
-    p = k / n
-    denom = 1 + z * z / n
-    centre = (p + z * z / (2 * n)) / denom
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    return max(0.0, centre - half), min(1.0, centre + half)
+    ci = binomtest(k, n).proportion_ci(confidence_level=level, method="wilson")
+    return max(0.0, float(ci.low)), min(1.0, float(ci.high))
 
 
 def mcnemar_exact(a: Sequence[bool], b: Sequence[bool]) -> dict:
@@ -61,7 +63,4 @@ def paired_bootstrap(a: Sequence[float], b: Sequence[float], resamples: int = 20
     if a.size == 0:
         return {"diff": float("nan"), "ci95": [float("nan"), float("nan")]}
     d = a - b
-    rng = np.random.default_rng(seed)
-    diffs = d[rng.integers(0, d.size, size=(resamples, d.size))].mean(axis=1)
-    alpha = (1 - level) / 2
-    return {"diff": float(d.mean()), "ci95": [float(np.quantile(diffs, alpha)), float(np.quantile(diffs, 1 - alpha))]}
+    return {"diff": float(d.mean()), "ci95": list(_percentile_mean_ci(d, resamples, seed, level))}

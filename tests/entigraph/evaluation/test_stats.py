@@ -43,3 +43,35 @@ def test_paired_bootstrap_difference():
     assert r["diff"] == pytest.approx(a.mean() - b.mean())
     assert 0 < r["ci95"][0] < r["diff"] < r["ci95"][1]
     assert paired_bootstrap(b, b, 200)["ci95"] == [0.0, 0.0]
+
+
+def _hand_bootstrap(x, resamples, seed, level=0.95):
+    """The hand-written percentile bootstrap scipy replaced: the recorded intervals came from it."""
+    x = np.asarray(x, dtype=np.float64)
+    means = x[np.random.default_rng(seed).integers(0, x.size, size=(resamples, x.size))].mean(axis=1)
+    alpha = (1 - level) / 2
+    return float(np.quantile(means, alpha)), float(np.quantile(means, 1 - alpha))
+
+
+def _hand_wilson(k, n, z=1.959963984540054):
+    p = k / n
+    denom = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denom
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+@pytest.mark.parametrize("n", [2, 10, 50, 237])
+def test_scipy_intervals_equal_the_hand_written_ones(n):
+    rng = np.random.default_rng(n)
+    a = (rng.random(n) < 0.6).astype(float)
+    b = (rng.random(n) < 0.5).astype(float)
+    for seed in (0, 7):
+        # the same resamples: equal up to the rounding of the quantile's interpolation
+        assert bootstrap_ci(a, 2000, seed) == pytest.approx(_hand_bootstrap(a, 2000, seed), abs=1e-12)
+        assert paired_bootstrap(a, b, 1000, seed)["ci95"] == pytest.approx(_hand_bootstrap(a - b, 1000, seed),
+                                                                           abs=1e-12)
+    assert bootstrap_ci(a, 500, 0, level=0.9) == pytest.approx(_hand_bootstrap(a, 500, 0, level=0.9), abs=1e-12)
+    for k in (0, 1, n // 2, n):
+        assert wilson_ci(k, n) == pytest.approx(_hand_wilson(k, n), abs=1e-12)
+    assert bootstrap_ci([1.0], 100) == (1.0, 1.0)
