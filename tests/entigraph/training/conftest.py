@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import random
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -43,3 +46,37 @@ def run_cfg(tmp_path, tiny_lm) -> RunConfig:
 def make_run_fixture(tiny_lm):
     """make_run(root) -> RunConfig: a fresh run folder on the tiny model."""
     return lambda root: make_run(root, tiny_lm)
+
+
+REPO = Path(__file__).resolve().parents[3]
+
+# Trains until the given step, then SIGKILLs itself: a kill between two checkpoints, at a step
+# the test controls (an outside kill races a tiny model that trains 80 steps a second).
+KILLER = """
+import os, signal, sys
+from transformers import TrainerCallback
+from entigraph.config import load_config
+from entigraph.training.trainer import train
+
+class KillAt(TrainerCallback):
+    def on_step_end(self, args, state, control, **kwargs):
+        if state.global_step == int(sys.argv[2]):
+            os.kill(os.getpid(), signal.SIGKILL)
+
+train(load_config(sys.argv[1]), callbacks=[KillAt()])
+"""
+
+
+@pytest.fixture
+def train_until_killed(tmp_path):
+    """train_until_killed(config_path, step) -> CompletedProcess: trains the run of a config file in
+    a subprocess that SIGKILLs itself at the end of that step."""
+    script = tmp_path / "killer.py"
+    script.write_text(KILLER)
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+
+    def run(config: Path, step: int) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, str(script), str(config), str(step)], cwd=REPO, env=env,
+                              capture_output=True, text=True, timeout=300)
+
+    return run

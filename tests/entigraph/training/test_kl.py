@@ -4,10 +4,7 @@ checkpoints resumes to the same end as an uninterrupted one."""
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -22,8 +19,6 @@ from entigraph.records import Document, Passage, to_dict
 from entigraph.training.kl import PositionFinder, kl_to_base, kl_trainer_class
 from entigraph.training.rag import render
 from entigraph.training.trainer import last_checkpoint, train
-
-from test_trainer import KILLER, REPO
 
 TEXTS = [
     "Marit Ellery kept the Quarrow tide station for thirty-one years. Jonas Pell rowed the boat Patience "
@@ -141,7 +136,8 @@ def _rag_run(make_run, root: Path, weight: float):
     return cfg
 
 
-def test_sigkill_between_checkpoints_resumes_to_the_same_result_with_the_kl_term(tmp_path, make_run):
+def test_sigkill_between_checkpoints_resumes_to_the_same_result_with_the_kl_term(tmp_path, make_run,
+                                                                             train_until_killed):
     ref = _rag_run(make_run, tmp_path / "ref", 1.0)
     _, ref_summary = train(ref)
     assert ref_summary["tokens_by_source"].get("rag", 0) > 0
@@ -154,11 +150,7 @@ def test_sigkill_between_checkpoints_resumes_to_the_same_result_with_the_kl_term
     cfg = _rag_run(make_run, tmp_path / "killed", 1.0)
     config = tmp_path / "killed.yaml"
     config.write_text(yaml.safe_dump(cfg.to_dict()))
-    script = tmp_path / "killer.py"
-    script.write_text(KILLER)
-    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run([sys.executable, str(script), str(config), "10"], cwd=REPO, env=env,
-                          capture_output=True, text=True, timeout=300)
+    proc = train_until_killed(config, 10)
     assert proc.returncode == -signal.SIGKILL, proc.stderr[-3000:]
     assert last_checkpoint(cfg.out / "train" / "checkpoints").name == "checkpoint-8"
 

@@ -3,8 +3,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -17,24 +15,6 @@ from entigraph.io import read_json, write_json
 from entigraph.training import deepspeed_env
 from entigraph.stages.train import summary_lines
 from entigraph.training.trainer import last_checkpoint, prepare_checkpoints, train
-
-REPO = Path(__file__).resolve().parents[3]
-
-# Trains until the given step, then SIGKILLs itself: a kill between two checkpoints, at a step
-# the test controls (an outside kill races a tiny model that trains 80 steps a second).
-KILLER = """
-import os, signal, sys
-from transformers import TrainerCallback
-from entigraph.config import load_config
-from entigraph.training.trainer import train
-
-class KillAt(TrainerCallback):
-    def on_step_end(self, args, state, control, **kwargs):
-        if state.global_step == int(sys.argv[2]):
-            os.kill(os.getpid(), signal.SIGKILL)
-
-train(load_config(sys.argv[1]), callbacks=[KillAt()])
-"""
 
 
 def _weights(run_out: Path) -> dict[str, torch.Tensor]:
@@ -79,7 +59,8 @@ def test_train_writes_a_plain_hf_model_that_reloads_with_the_same_logits(run_cfg
 
 @pytest.mark.parametrize("deepspeed,lora", [(None, False), ("zero2", False), (None, True)],
                          ids=["plain", "deepspeed-zero2", "lora"])
-def test_sigkill_between_checkpoints_resumes_to_the_same_result(tmp_path, make_run, deepspeed, lora):
+def test_sigkill_between_checkpoints_resumes_to_the_same_result(tmp_path, make_run, deepspeed, lora,
+                                                               train_until_killed):
     """DeepSpeed costs ~20 s more per run (its import and engine set-up; plus a one-off ~45-110 s
     JIT build of its shm comm op, cached under the project cache's torch_extensions)."""
     ref = make_run(tmp_path / "ref")
@@ -90,11 +71,7 @@ def test_sigkill_between_checkpoints_resumes_to_the_same_result(tmp_path, make_r
     cfg.train.deepspeed, cfg.train.lora.enabled = deepspeed, lora
     config = tmp_path / "killed.yaml"
     config.write_text(yaml.safe_dump(cfg.to_dict()))
-    script = tmp_path / "killer.py"
-    script.write_text(KILLER)
-    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run([sys.executable, str(script), str(config), "10"], cwd=REPO, env=env,
-                          capture_output=True, text=True, timeout=300)
+    proc = train_until_killed(config, 10)
     assert proc.returncode == -signal.SIGKILL, proc.stderr[-3000:]
     assert last_checkpoint(cfg.out / "train" / "checkpoints").name == "checkpoint-8"
     assert not (cfg.out / "train" / "model").exists()
