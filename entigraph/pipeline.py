@@ -113,10 +113,17 @@ def _outputs(cfg: RunConfig, stage: str) -> list[Path]:
                   and f.name != "README.md")  # cards (entigraph/export.py) document, they are not data
 
 
+def _identity(st: os.stat_result) -> list[int]:
+    """What a file's hash is remembered by: size, mtime, ctime (moved by every write; `touch`
+    cannot set it back) and inode."""
+    return [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino]
+
+
 def output_hashes(cfg: RunConfig, stage: str) -> dict[str, list]:
-    """{relative path: [size, mtime_ns, sha256]} of a stage's files. Contents, not places, so two
-    run folders with the same inputs share fingerprints (the stage cache relies on it); a file whose
-    size and mtime match the stage's marker reuses the hash recorded there instead of reading it."""
+    """{relative path: [size, mtime_ns, sha256, ctime_ns, inode]} of a stage's files. Contents, not
+    places, so two run folders with the same inputs share fingerprints (the stage cache relies on
+    it); a file whose size, mtime, ctime and inode match the stage's marker reuses the hash recorded
+    there instead of reading it (an edit that puts size and mtime back is still read)."""
     root = stage_dir(cfg.out, stage)
     try:
         memo = read_json(marker(cfg, stage)).get("outputs", {})
@@ -125,10 +132,25 @@ def output_hashes(cfg: RunConfig, stage: str) -> dict[str, list]:
     out = {}
     for f in _outputs(cfg, stage):
         rel, st = f.relative_to(root).as_posix(), f.stat()
-        known = memo.get(rel)
-        same = known and known[0] == st.st_size and known[1] == st.st_mtime_ns
-        out[rel] = [st.st_size, st.st_mtime_ns, known[2] if same else file_sha256(f)]
+        known, now = memo.get(rel) or [], _identity(st)
+        same = len(known) == 5 and known[:2] + known[3:] == now
+        out[rel] = now[:2] + [known[2] if same else file_sha256(f)] + now[2:]
     return out
+
+
+def _refresh_marker(cfg: RunConfig, stage: str) -> None:
+    """After the stage's files were copied or chmod-ed (same bytes, same size and mtime, new ctime or
+    inode): record their new identity in the marker, so they are not read again to be hashed."""
+    path, root = marker(cfg, stage), stage_dir(cfg.out, stage)
+    done = read_json(path)
+    for rel, known in done.get("outputs", {}).items():
+        try:
+            now = _identity((root / rel).stat())
+        except OSError:
+            continue
+        if len(known) >= 3 and known[:2] == now[:2]:
+            done["outputs"][rel] = now[:2] + [known[2]] + now[2:]
+    write_json(path, done)
 
 
 def input_digest(cfg: RunConfig, stage: str) -> list:
@@ -350,6 +372,7 @@ def _store(cfg: RunConfig, stage: str, fp: str) -> None:
         tmp.rename(entry)
     except OSError:  # another process stored it first
         shutil.rmtree(tmp, ignore_errors=True)
+    _refresh_marker(cfg, stage)  # the run's shared weights were made read-only: a new ctime
 
 
 def _reuse(cfg: RunConfig, stage: str, fp: str) -> bool:
@@ -360,6 +383,7 @@ def _reuse(cfg: RunConfig, stage: str, fp: str) -> bool:
     folder = stage_dir(cfg.out, stage)
     shutil.rmtree(folder, ignore_errors=True)
     _clone_tree(entry, folder)
+    _refresh_marker(cfg, stage)
     if stage == "eval":  # the eval stage also writes the run's results.json
         copy_file(folder / "results.json", cfg.out / "results.json")
     _record_attempt(cfg, stage, fp, 0.0, "reused")

@@ -235,6 +235,32 @@ def test_content_hashes_are_remembered_by_path_size_times_and_inode(tmp_path, ca
     assert set(hashed) == {"doc2.txt"} and calls == list(STAGES)
 
 
+def test_stage_output_edit_that_keeps_size_and_mtime_reruns_the_stages_after_it(tmp_path, calls):
+    cfg = corpus_cfg(tmp_path)
+    pipeline.run_all(cfg)
+    calls.clear()
+    documents = cfg.out / "extract" / "documents.jsonl"
+    _same_size_and_mtime_edit(documents, documents.read_text().strip(), "9")
+    pipeline.run_all(cfg)
+    assert calls == list(STAGES[1:])
+
+
+def test_a_reused_stage_is_not_read_again_to_be_fingerprinted(tmp_path, calls, monkeypatch):
+    """Its copies have new inodes and ctimes: the marker records them, no file is hashed again."""
+    a = corpus_cfg(tmp_path)
+    a.stage_cache = True
+    pipeline.run_stage(a, "extract")
+    b = load_config(None, [f"run_dir={tmp_path / 'runs'}", "name=u", f"corpus.paths=[{tmp_path / 'corpus'}]",
+                           "stage_cache=true"])
+    pipeline.run_stage(b, "extract")
+    assert calls == ["extract"]  # b reused it
+    hashed = []
+    monkeypatch.setattr(pipeline, "file_sha256", lambda path: hashed.append(path) or "x")
+    pipeline.fingerprint(a, "synthesize")
+    pipeline.fingerprint(b, "synthesize")
+    assert hashed == []
+
+
 def test_cli_extract_reads_a_corpus_file_edited_behind_size_and_mtime(tmp_path, capsys):
     """The issue's reproduction, with the real extract stage."""
     corpus = tmp_path / "c"
