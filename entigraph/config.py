@@ -623,7 +623,11 @@ def check_moved(data: dict[str, Any], moved: dict[str, str]) -> None:
 def _parse_scalar(text: str) -> Any:
     """`--set a.b=3` values are YAML scalars (numbers, true/false, null, [lists])."""
     try:
-        return yaml.safe_load(text)
+        return yaml.load(text, Loader=UniqueKeyLoader)
+    except yaml.constructor.ConstructorError as e:
+        if "duplicate key" not in str(e.problem):
+            return text
+        raise ConfigError(f"--set value {text}: {e.problem.split(':')[0]}") from None
     except yaml.YAMLError:
         return text
 

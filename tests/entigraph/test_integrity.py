@@ -441,6 +441,8 @@ def test_duplicate_yaml_keys_are_an_error_naming_both_lines(tmp_path):
         load_config(path)
     path.write_text("synthesis:\n  <<: {max_passages: 3}\n  max_passages: 4\n")  # a merge key may be overridden
     assert load_config(path).synthesis.max_passages == 4
+    with pytest.raises(ConfigError, match="--set value .*duplicate key 'max_passages'"):
+        load_config(None, ["synthesis={max_passages: 3, max_passages: 4}"])
 
 
 # 32.7 A stage's outputs are what it wrote this time.
