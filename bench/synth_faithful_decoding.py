@@ -10,7 +10,8 @@ Per variant: supported-sentence rate (each sentence against the prompt's source 
 support gate's rule; and against the documents, as the data report counts it), invented-name
 rate, source units covered (restated at least once), kept tokens per generated token (the support
 gate's sentence-level salvage: the supported sentences of every generation, retries' tokens
-counted as generated), generations naming all their entities, tokens/s. Writes
+counted as generated), generations naming all their entities, the share of generated word 8-grams
+copied from the context (a faithful generation that only copies teaches what the source does), tokens/s. Writes
 bench/results/synth-faithful-decoding.json after each variant; a rerun with the same arguments
 skips the variants already measured. The extract stage runs once into --run-dir (outside the
 checkout) when its outputs are missing. Nothing here chooses a setting for the pipeline.
@@ -49,8 +50,10 @@ VARIANTS = {
     "novel-5": DecodingConfig(novel_penalty=5.0),
     "copy-2+novel-5": DecodingConfig(copy_bias=2.0, novel_penalty=5.0),
     "cad-0.5+copy-2+novel-5": DecodingConfig(context_contrast=0.5, copy_bias=2.0, novel_penalty=5.0),
+    "copy-4+novel-5": DecodingConfig(copy_bias=4.0, novel_penalty=5.0),
     "copy-2+novel-5+names": DecodingConfig(copy_bias=2.0, novel_penalty=5.0, require_names=True, name_retries=2),
 }
+COPY_N = 8  # word n-grams: a generation's share of them found in its context is how much it copies
 
 
 def config(args: argparse.Namespace):
@@ -74,6 +77,10 @@ def ensure_extract(cfg) -> None:
         os.chdir(cwd)
 
 
+def ngrams(tokens: list[str]) -> set[tuple[str, ...]]:
+    return {tuple(tokens[i:i + COPY_N]) for i in range(len(tokens) - COPY_N + 1)}
+
+
 def measure(name: str, engine: Engine, tasks: list, units, vocab, forms, args) -> dict:
     decoding = VARIANTS[name]
     backend = engine.backend
@@ -93,7 +100,7 @@ def measure(name: str, engine: Engine, tasks: list, units, vocab, forms, args) -
     seconds = time.perf_counter() - start
     coverage = Coverage(units, vocab, forms=forms)
     gate = SupportGate(forms=forms, min_kept_share=0.0)
-    supported = total = kept_tokens = named = 0
+    supported = total = kept_tokens = named = copied = grams = 0
     for (task, req), g in zip(reqs, gens):
         coverage.add(g.text, task.mode, task.doc_ids)
         ev = Evidence.of(engine.context(task))
@@ -103,6 +110,9 @@ def measure(name: str, engine: Engine, tasks: list, units, vocab, forms, args) -
         res = gate.apply(g.text, ev)
         kept_tokens += backend.count_tokens(res.text) if res.kept and res.text else 0
         named += not engine.missing_names(task, g.text)
+        out_grams = ngrams(words(g.text))
+        copied += len(out_grams & ngrams(words(engine.context(task)))) if out_grams else 0
+        grams += len(out_grams)
     rep = coverage.report()["modes"]["*"]
     generated = sum(g.completion_tokens for g in gens)
     return {
@@ -114,6 +124,7 @@ def measure(name: str, engine: Engine, tasks: list, units, vocab, forms, args) -
         "units_covered": round(rep["covered_1"] or 0.0, 4), "units": rep["units"],
         "kept_tokens_per_generated_token": round(kept_tokens / max(generated, 1), 4),
         "all_names_share": round(named / max(len(gens), 1), 4),
+        "copied_8gram_share": round(copied / max(grams, 1), 4),
         "generated_tokens": generated, "seconds": round(seconds, 1),
         "tokens_per_s": round(generated / max(seconds, 1e-9), 2),
         "finish": {r: sum(g.finish_reason == r for g in gens) for r in ("stop", "length", "error")},
@@ -174,7 +185,8 @@ def main() -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(result, indent=1, ensure_ascii=False) + "\n")
         print(name, {k: row[k] for k in ("supported_sentence_rate", "invented_name_rate", "units_covered",
-                                          "kept_tokens_per_generated_token", "all_names_share", "tokens_per_s")}, flush=True)
+                                          "kept_tokens_per_generated_token", "all_names_share", "copied_8gram_share",
+                                          "tokens_per_s")}, flush=True)
     backend.close()
 
 
