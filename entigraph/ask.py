@@ -25,9 +25,12 @@ from .errors import EntigraphError
 
 PROMPT = ("Answer the question from the numbered passages in one short sentence, and end it with the "
           "number of the passage you used in brackets, like [2].\n\n{context}\n\nQuestion: {question}")
-# Where a small model's answer ends and it starts inventing: a new passage, a new question, a new
-# paragraph. Generation stops on them (the local model) and the text is cut there (any backend).
-STOP = ("\n\n", "\nQuestion:", "Question:", "\n[", "\nPassage")
+# Where a small model's answer ends and it starts inventing: a new line (a passage, a question, a
+# paragraph), the end of its first sentence. Generation stops on them (the local model) and the
+# text is cut there (any backend): the answer is one sentence.
+STOP = ("\n", "Question:", ". ")
+TOP_K = 6  # `ask`'s passages (the eval's retrieval.top_k is 3)
+LABEL = re.compile(r"^\s*(?:answer|a)\s*[:.]\s*", re.I)  # "Answer: 1946" -> "1946"
 CITE = re.compile(r"\s*\[(\d+)\]")
 WORD = re.compile(r"[A-Za-z0-9][A-Za-z0-9'-]*")
 # words that say nothing about which source an answer came from
@@ -68,6 +71,8 @@ class Sources:
         r = cfg.eval.retrieval
         self.documents = {d.doc_id: d for d in artifacts.documents(cfg.out)}
         embed = make_embedder(cfg) if (r.method != "bm25" or r.chunk_unit == "tokens") else None
+        if hasattr(embed, "show_progress"):
+            embed.show_progress = False  # no "Batches" bar above the answer
         length = token_counter(embed.tokenizer) if r.chunk_unit == "tokens" else count_words
         chunks = chunk_documents(list(self.documents.values()), r.chunk_words, r.chunk_overlap, r.title_prefix,
                                  length)
@@ -90,9 +95,15 @@ def retrieve(cfg: RunConfig, question: str, k: int) -> list[dict]:
 
 
 def cut(text: str) -> str:
-    """The answer up to the first stop sequence."""
-    ends = [i for i in (text.find(s) for s in STOP) if i > 0]
-    return text[:min(ends)].strip() if ends else text.strip()
+    """The answer up to the first stop sequence (a sentence keeps its full stop), without an
+    "Answer:" label in front."""
+    text = LABEL.sub("", text.strip())
+    ends = [i + (s == ". ") for s in STOP if (i := text.find(s)) > 0]
+    if not ends:
+        return text.strip()
+    end = min(ends)
+    cite = re.match(r"[ \t]*(?:\[\d+\][ \t]*)+", text[end:])  # "... keeper. [2]": the citation stays
+    return text[:end + (cite.end() if cite else 0)].strip()
 
 
 def _content(text: str) -> set[str]:
@@ -124,13 +135,14 @@ class Asker:
     """The model and the index loaded once; `ask` answers one question."""
 
     def __init__(self, cfg: RunConfig, *, base: bool = False, closed_book: bool = False,
-                 max_new_tokens: int = 48, backend=None) -> None:
+                 max_new_tokens: int = 48, top_k: int | None = None, backend=None) -> None:
         from dataclasses import replace
 
         from .backends import get_backend
         from .models import resolve_lm
 
         self.cfg, self.max_new_tokens = cfg, max_new_tokens
+        self.top_k = top_k or cfg.eval.retrieval.top_k
         self.model = resolve_lm(cfg.models.base, cfg.models.cache_dir) if base else str(artifacts.trained_model(cfg.out))
         self.sources = None if closed_book else Sources(cfg)
         if backend is None:  # greedy, with the run's backend settings (hf by default) on the chosen model
@@ -165,7 +177,7 @@ class Asker:
 
     def ask(self, question: str) -> Answer:
         start = time.perf_counter()
-        citations = self.sources.search(question, self.cfg.eval.retrieval.top_k) if self.sources else []
+        citations = self.sources.search(question, self.top_k) if self.sources else []
         context = "\n\n".join(f"[{i + 1}] {c['title']}: {' '.join(c['text'].split())}" for i, c in enumerate(citations))
         content = PROMPT.format(context=context, question=question) if citations else f"Question: {question}"
         text = " ".join(cut(self._generate(content)).split()) or "(no answer)"
@@ -177,9 +189,10 @@ class Asker:
 
 
 def ask(cfg: RunConfig, question: str, *, base: bool = False, closed_book: bool = False,
-        max_new_tokens: int = 48, backend=None) -> Answer:
+        max_new_tokens: int = 48, top_k: int | None = None, backend=None) -> Answer:
     """Answer one `question`; `backend` replaces the local model (tests)."""
-    asker = Asker(cfg, base=base, closed_book=closed_book, max_new_tokens=max_new_tokens, backend=backend)
+    asker = Asker(cfg, base=base, closed_book=closed_book, max_new_tokens=max_new_tokens, top_k=top_k,
+                  backend=backend)
     try:
         return asker.ask(question)
     finally:
@@ -242,6 +255,9 @@ def main(argv: list[str]) -> int:
     p.add_argument("--base", action="store_true", help="ask the base model instead of the adapted one")
     p.add_argument("--closed-book", action="store_true", help="no retrieval: the model's own knowledge")
     p.add_argument("--max-new-tokens", type=int, default=48, help="length cap of an answer, in tokens")
+    # A question a person types shares fewer words with the document than the eval's questions do:
+    # on the demo's "In which year did Marit Ellery become keeper?" the chunk with the year ranks 4-8
+    p.add_argument("--top-k", type=int, default=TOP_K, help=f"passages given to the model (default {TOP_K})")
     p.add_argument("--time", action="store_true", help="each answer's seconds on standard error")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     args = p.parse_args(argv)
@@ -256,7 +272,8 @@ def main(argv: list[str]) -> int:
 
     def work() -> None:
         cfg = run_config(args.run, args.overrides)
-        asker = Asker(cfg, base=args.base, closed_book=args.closed_book, max_new_tokens=args.max_new_tokens)
+        asker = Asker(cfg, base=args.base, closed_book=args.closed_book, max_new_tokens=args.max_new_tokens,
+                      top_k=args.top_k)
         try:
             answer_all(asker, _questions(args.questions), args.time)
         finally:

@@ -82,8 +82,10 @@ def test_the_answer_stops_where_the_model_starts_inventing(run):
     a = ask_mod.ask(run, "Who rowed to Saltmere?", backend=Scripted(runaway))
     assert a.citations[0]["doc_id"] == "d2"  # BM25 finds only the Saltmere document
     assert a.answer == "Jonas Pell rowed to Saltmere [1]." and a.cited == [1] and a.cited_by == "model"
-    for tail in ("\nQuestion: What else?", "Question: What else?", "\n[3] Passage", "\nPassage 3"):
+    for tail in ("\nQuestion: What else?", "Question: What else?", "\n[3] Passage", "\nPassage 3",
+                 " She was the first woman to keep it.", "\n\nIn 1947 she"):
         assert ask_mod.cut("In 1946 [1]." + tail) == "In 1946 [1]."
+    assert ask_mod.cut("Answer: In 1946. [2] She kept it.") == "In 1946. [2]"  # label off, citation kept
     # a number the model invented ([7] of one source) is dropped; the real source is matched instead
     a = ask_mod.ask(run, "Who rowed to Saltmere?", backend=Scripted("Jonas Pell rowed [7]."))
     assert a.answer == "Jonas Pell rowed. [1]" and a.cited == [1] and a.cited_by == "overlap"
@@ -147,5 +149,5 @@ def test_the_local_model_generation_is_capped_and_given_the_stop_sequences(run, 
 
     monkeypatch.setattr(backend.lm, "generate", spy)
     a = ask_mod.ask(run, "Who rowed to Saltmere?", backend=backend, max_new_tokens=5)
-    assert seen["max_new_tokens"] == 5 and "\nQuestion:" in seen["stop_strings"] and seen["do_sample"] is False
+    assert seen["max_new_tokens"] == 5 and "Question:" in seen["stop_strings"] and seen["do_sample"] is False
     assert 0 < seen["new"] <= 5 and a.answer
