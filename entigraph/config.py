@@ -289,7 +289,6 @@ class FilterConfig:
 
 @dataclass
 class ReplayConfig:
-    fraction: Annotated[float, Range(ge=0, lt=1)] = 0.1  # share of training tokens from other text (EntiGraph: 10 %)
     source: Literal["self", "files", "none"] = "self"  # self: the base model writes it; none: no replay
     paths: list[str] = field(default_factory=list)  # source: files
     self_passages: Positive = 16  # source: self
@@ -331,12 +330,9 @@ class KLConfig:
 @dataclass
 class TrainConfig:
     deepspeed: str | None = "configs/deepspeed/zero2_bf16.json"  # None = plain HF Trainer
-    data: Literal["synthetic", "raw", "synthetic+raw"] = "synthetic"  # raw: the Raw-CPT baseline
-    # Subsets of one synthesis run, so ablations and the token-budget curve need no new synthesis:
-    synthetic_modes: list[SynthesisMode] = field(default_factory=list)  # kept passages of these modes only; [] = all
+    # a prefix of the kept synthetic passages (synthesis order): the token-budget curve needs no new synthesis
     max_synthetic_tokens: Positive | None = None  # first kept passages in synthesis order up to this many tokens
     block_size: Positive = 512  # tokens per training sequence (documents packed, EOS between)
-    epochs: PositiveFloat = 2.0
     lr: PositiveFloat = 5e-5
     warmup_ratio: Annotated[float, Range(ge=0, lt=1)] = 0.05
     weight_decay: NonNegativeFloat = 0.01
@@ -354,8 +350,10 @@ class TrainConfig:
     gradient_checkpointing: bool = False  # recompute activations in backward: large models, long blocks
     keep_checkpoints: bool = False  # keep train/checkpoints after success (they hold optimizer state)
     replay: ReplayConfig = field(default_factory=ReplayConfig)
-    # the sources and their token shares; [] = `data` for `epochs`, plus `replay.fraction` of replay
-    mixture: list[MixtureSource] = field(default_factory=list)
+    # what the run trains on: sources with their passes (`epochs`) or token shares (training/mixture.py);
+    # the default is EntiGraph's: the kept synthetic passages twice, 10 % general replay text
+    mixture: list[MixtureSource] = field(default_factory=lambda: [MixtureSource(source="synthetic", epochs=2.0),
+                                                                  MixtureSource(source="replay", share=0.1)])
     order: Literal["shuffled", "sequential"] = "shuffled"  # sequential: the mixture's sources in list order
     lora: LoraConfig = field(default_factory=LoraConfig)
     # local processes the stage launches (torchrun; gloo on CPU, one GPU each); for several nodes use
@@ -476,6 +474,10 @@ MOVED = {
     "synthesis.openai": "backend.openai",
     "synthesis.vllm": "backend.vllm",
     "models.generator": "backend.model",
+    "train.data": "train.mixture",
+    "train.epochs": "train.mixture",
+    "train.synthetic_modes": "train.mixture",
+    "train.replay.fraction": "train.mixture",
     "synthesis.ray_address": "synthesis.ray.address",
     "synthesis.ray_workers": "synthesis.ray.workers",
     "synthesis.ray_cpus_per_worker": "synthesis.ray.cpus_per_worker",
@@ -723,6 +725,8 @@ def _validate_run(cfg: RunConfig) -> None:
         raise ConfigError("filter.max_top_ngram_share needs 3 values (for 2-, 3- and 4-grams)")
     if cfg.corpus.passage_overlap >= cfg.corpus.passage_words:
         raise ConfigError("corpus.passage_overlap must be smaller than corpus.passage_words")
+    if not cfg.train.mixture:
+        raise ConfigError("train.mixture is empty: name what to train on, e.g. [{source: raw, epochs: 4}]")
     for i, m in enumerate(cfg.train.mixture):
         if (m.epochs is None) == (m.share is None):
             raise ConfigError(f"train.mixture[{i}] ({m.source}): give `epochs` or `share`, one of them")

@@ -29,8 +29,9 @@ def args(run_dir: Path, tiny_lm: str) -> list[str]:
         "run_dir": run_dir, "name": "k", "backend.model": tiny_lm, "backend.kind": "hf", "models.base": tiny_lm,
         "synthesis.max_passages": 8, "backend.batch_size": 2, "backend.sampling.max_new_tokens": 24,
         "filter.min_words": 1, "filter.require_entities": "false", "filter.max_invented_rate": 1.0,
-        "report.embedding_coverage": "false", "train.deepspeed": "null", "train.data": "synthetic+raw",
-        "train.block_size": 64, "train.epochs": 1, "train.replay.source": "none", "train.replay.fraction": 0,
+        "report.embedding_coverage": "false", "train.deepspeed": "null",
+        "train.mixture": "[{source: synthetic, epochs: 1}, {source: raw, epochs: 1}]",
+        "train.block_size": 64, "train.replay.source": "none",
         "eval.limit": 6, "eval.bootstrap": 50, "eval.conditions": "[base_closed, cpt_closed]",
     }
     return [sys.executable, "-u", "-m", "entigraph.cli", "run", "configs/demo-entigraph.yaml",

@@ -37,7 +37,7 @@ def summary_lines(summary: dict) -> list[str]:
     ds = Path(summary["deepspeed"]).stem if summary.get("deepspeed") else "off"
     tps = f"{summary['tokens_per_s']:.0f} tokens/s" if summary.get("tokens_per_s") else "no steps run"
     lines = [
-        f"{summary['steps']} steps, {summary['epochs']:g} epochs, blocks of {summary['block_size']}: {src} tokens",
+        f"{summary['steps']} steps, blocks of {summary['block_size']}: {src} tokens",
         f"loss: train {summary['train_loss']:.3f}, validation {val}{before}" if summary.get("train_loss") is not None
         else f"validation loss {val}",
         f"{tps}, peak RSS {summary['peak_rss_mb'] / 1024:.1f} GiB, DeepSpeed {ds}, "

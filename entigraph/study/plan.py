@@ -86,10 +86,7 @@ def grid_points(grid: dict[str, list[Any]]) -> list[dict[str, Any]]:
 
 
 def needs_synthesis(cfg: RunConfig) -> bool:
-    mixture = getattr(cfg.train, "mixture", None) or []
-    if mixture:
-        return any(m.source == "synthetic" for m in mixture)
-    return cfg.train.data in ("synthetic", "synthetic+raw")
+    return any(m.source == "synthetic" for m in cfg.train.mixture)
 
 
 def stages_for(cfg: RunConfig, trains: bool) -> tuple[str, ...]:

@@ -38,7 +38,7 @@ from entigraph.io import read_json, write_json
 
 from .mixture import entry_name, mixture_order, token_targets
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: every run a mixture (train.data, epochs and replay.fraction gone)
 
 
 @dataclass
@@ -80,10 +80,9 @@ class BlockDataset(torch.utils.data.Dataset):
 
 
 def synthetic_texts(cfg: RunConfig, tokenizer=None, modes: list[str] | None = None) -> list[str]:
-    """Kept passages, optionally only some modes (`modes`, else train.synthetic_modes) and only the
-    first `max_synthetic_tokens` in synthesis order: the token-budget curve as prefixes of one run."""
+    """Kept passages, optionally only some modes ([] or None = all) and only the first
+    `max_synthetic_tokens` in synthesis order: the token-budget curve as prefixes of one run."""
     t = cfg.train
-    modes = modes or t.synthetic_modes
     kept = sorted(artifacts.kept(cfg.out), key=lambda p: p.seq)
     texts = [p.text for p in kept if p.text.strip() and (not modes or p.mode in modes)]
     if t.max_synthetic_tokens is None:
@@ -98,13 +97,6 @@ def synthetic_texts(cfg: RunConfig, tokenizer=None, modes: list[str] | None = No
         chosen.append(text)
         total += n
     return chosen
-
-
-def main_texts(cfg: RunConfig, tokenizer=None) -> dict[str, list[str]]:
-    """The texts of the main mix: kept synthetic passages and/or the raw corpus (Raw-CPT)."""
-    d = cfg.train.data
-    return {"synthetic": synthetic_texts(cfg, tokenizer) if d in ("synthetic", "synthetic+raw") else [],
-            "raw": raw_texts(cfg) if d in ("raw", "synthetic+raw") else []}
 
 
 def raw_texts(cfg: RunConfig) -> list[str]:
@@ -182,36 +174,6 @@ def _cycle(pool: np.ndarray, start: int, n: int) -> np.ndarray:
     return pool[(start + np.arange(n)) % len(pool)]
 
 
-def training_order(main: np.ndarray, replay: np.ndarray, anneal: np.ndarray, *, epochs: float,
-                   replay_fraction: float, anneal_fraction: float, rng: np.random.Generator,
-                   total: int | None = None) -> tuple[np.ndarray, int, int]:
-    """Block indices in training order, where annealing starts, and the blocks in an epoch.
-
-    Every epoch is a fresh shuffle of the main blocks plus replay blocks making up
-    `replay_fraction` of it (cycling through the replay pool across epochs); the anneal blocks
-    (`anneal_fraction` of the whole order) come last. `total` (from train.max_steps) fixes the
-    length instead of `epochs`.
-    """
-    n_replay = round(len(main) * replay_fraction / (1 - replay_fraction)) if len(replay) else 0
-    replay = rng.permutation(replay)
-    epoch_len = len(main) + n_replay
-    if total is None:
-        n_main = round(epochs * epoch_len)
-        n_anneal = round(n_main * anneal_fraction / (1 - anneal_fraction)) if len(anneal) else 0
-    else:
-        n_anneal = round(total * anneal_fraction) if len(anneal) else 0
-        n_main = total - n_anneal
-    parts, have, e = [], 0, 0
-    while have < n_main:
-        epoch = np.concatenate([main, _cycle(replay, e * n_replay, n_replay)])
-        parts.append(rng.permutation(epoch))
-        have += len(epoch)
-        e += 1
-    order = np.concatenate(parts)[:n_main] if parts else np.zeros(0, dtype=np.int64)
-    tail = _cycle(rng.permutation(anneal), 0, n_anneal)
-    return np.concatenate([order, tail]).astype(np.int64), len(order), epoch_len
-
-
 def _hash_texts(h: "hashlib._Hash", texts: list[str]) -> None:
     for t in texts:
         h.update(hashlib.sha256(t.encode()).digest())
@@ -221,9 +183,8 @@ def input_key(cfg: RunConfig, tokenizer, texts: dict[str, list[str]], global_bat
     """Hash of everything that determines the packed data: reuse stored data only on a match."""
     t = cfg.train
     settings = {
-        "version": FORMAT_VERSION, "seed": cfg.seed, "data": t.data, "block_size": t.block_size,
-        "epochs": t.epochs, "max_steps": t.max_steps, "global_batch": global_batch,
-        "val_fraction": t.val_fraction, "replay_fraction": t.replay.fraction,
+        "version": FORMAT_VERSION, "seed": cfg.seed, "block_size": t.block_size,
+        "max_steps": t.max_steps, "global_batch": global_batch, "val_fraction": t.val_fraction,
         "anneal_fraction": t.anneal_fraction, "tokenizer": tokenizer.name_or_path,
         "mixture": [dataclasses.asdict(m) for m in t.mixture], "order": t.order,
         "vocab": len(tokenizer), "eos": tokenizer.eos_token_id,
@@ -251,19 +212,18 @@ def load(data_dir: Path) -> PackedData:
 def build(cfg: RunConfig, tokenizer, replay: list[str], global_batch: int, data_dir: Path) -> PackedData:
     """Pack the training data, or load it when `data_dir` holds the same inputs and settings."""
     t = cfg.train
-    texts = mixture_texts(cfg, tokenizer, replay) if t.mixture else main_texts(cfg, tokenizer)
-    if not t.mixture:
-        texts["replay"] = replay
+    texts = mixture_texts(cfg, tokenizer, replay)
     texts["anneal"] = anneal_texts(cfg)
     key = input_key(cfg, tokenizer, texts, global_batch)
     if (data_dir / "manifest.json").is_file() and read_json(data_dir / "manifest.json").get("key") == key:
         return load(data_dir)
-    names = list(texts)  # the sources in mixture (or legacy) order, anneal last
+    names = list(texts)  # the sources in mixture order, anneal last
     learned = [n for n in names if n.split(":")[0].split("#")[0] in ("synthetic", "raw")]
     if not any(texts.get(n) for n in learned):
         what = ("filter/kept.jsonl has no passages (of the modes asked for, within train.max_synthetic_tokens)"
                 if "raw" not in learned else "the corpus is empty")
-        raise InputError(f"train: no training text ({what}; train.data={t.data})")
+        raise InputError(f"train: no training text ({what}; train.mixture's sources: "
+                         f"{', '.join(m.source for m in t.mixture)})")
 
     eos = tokenizer.eos_token_id if tokenizer.eos_token_id is not None else tokenizer.pad_token_id
     # The anneal set defaults to the raw corpus: when raw text is already in the main mix, anneal
@@ -274,20 +234,15 @@ def build(cfg: RunConfig, tokenizer, replay: list[str], global_batch: int, data_
     val, main = _validation_split([ranges[n] for n in learned], lengths, t, rng)
     anneal = main[np.isin(main, ranges["raw"])] if anneal_is_raw else ranges["anneal"]
     total = t.max_steps * global_batch if t.max_steps else None
-    if t.mixture:
-        pools = [np.setdiff1d(ranges[n], val) for n in names[:-1]]
-        targets = token_targets(t.mixture, [int(lengths[p].sum()) for p in pools])
-        order = mixture_order(pools, lengths, targets, t.order, rng)
-        n_anneal = round(len(order) * t.anneal_fraction / (1 - t.anneal_fraction)) if len(anneal) else 0
-        anneal_start, epoch_blocks = len(order), max(1, len(order))
-        order = np.concatenate([order, _cycle(rng.permutation(anneal), 0, n_anneal)]).astype(np.int64)
-        if total is not None:
-            order = order[:total]
-    else:
-        order, anneal_start, epoch_blocks = training_order(
-            main, ranges["replay"], anneal, epochs=t.epochs, replay_fraction=t.replay.fraction,
-            anneal_fraction=t.anneal_fraction, rng=rng, total=total,
-        )
+    pools = [np.setdiff1d(ranges[n], val) for n in names[:-1]]
+    targets = token_targets(t.mixture, [int(lengths[p].sum()) for p in pools])
+    order = mixture_order(pools, lengths, targets, t.order, rng)
+    n_anneal = round(len(order) * t.anneal_fraction / (1 - t.anneal_fraction)) if len(anneal) else 0
+    anneal_start = len(order)
+    order = np.concatenate([order, _cycle(rng.permutation(anneal), 0, n_anneal)]).astype(np.int64)
+    if total is not None:  # train.max_steps: stop early
+        order = order[:total]
+        anneal_start = min(anneal_start, len(order))
     # Whole global batches: the order is padded with its first blocks (as DDP's even batches would
     # pad a rank), so one process and several see exactly the same batches, the last one included.
     padded = (-len(order)) % global_batch
@@ -311,12 +266,9 @@ def build(cfg: RunConfig, tokenizer, replay: list[str], global_batch: int, data_
         "train_blocks": int(len(order)),
         "val_blocks": int(len(val)),
         "anneal_start": int(anneal_start),
-        "epoch_blocks": int(epoch_blocks),
         "train_tokens": int(lengths[order].sum()),
         "val_tokens": int(lengths[val].sum()),
         "train_tokens_by_source": by_source,
-        # passes over the main mix (legacy) or 1.0 for a mixture, whose sources set their own epochs
-        "epochs": round(anneal_start / epoch_blocks, 4),
         "steps": math.ceil(len(order) / global_batch),
         "padding_tokens": int(len(order) * t.block_size - lengths[order].sum()),
         "padded_blocks": int(padded),  # repeated first blocks that complete the last global batch

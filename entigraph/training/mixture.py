@@ -21,18 +21,8 @@ from typing import Iterator
 
 import numpy as np
 
-from entigraph.config import MixtureSource, TrainConfig
+from entigraph.config import MixtureSource
 from entigraph.errors import ConfigError
-
-
-def legacy_mixture(t: TrainConfig) -> list[MixtureSource]:
-    """The mixture `train.data` and `train.replay.fraction` stand for when `train.mixture` is empty."""
-    names = {"synthetic": ["synthetic"], "raw": ["raw"], "synthetic+raw": ["synthetic", "raw"]}[t.data]
-    out = [MixtureSource(source=n, modes=list(t.synthetic_modes) if n == "synthetic" else [], epochs=t.epochs)
-           for n in names]
-    if t.replay.fraction > 0 and t.replay.source != "none":
-        out.append(MixtureSource(source="replay", share=t.replay.fraction))
-    return out
 
 
 def entry_name(m: MixtureSource, index: int, all_entries: list[MixtureSource]) -> str:

@@ -84,9 +84,8 @@ def replay_texts(cfg: RunConfig, data_dir: Path, tokenizer=None,
                  load_model: Callable[[], Any] | None = None) -> tuple[list[str], dict]:
     """The replay pool and a note on where it came from. The base model is loaded (`load_model`)
     only to self-synthesise; stored passages are reused while model, count and seed match."""
-    r, mix = cfg.train.replay, cfg.train.mixture
-    wanted = any(m.source == "replay" for m in mix) if mix else r.fraction > 0  # a mixture sets its own share
-    if not wanted or r.source == "none":
+    r = cfg.train.replay
+    if not any(m.source == "replay" for m in cfg.train.mixture) or r.source == "none":
         return [], {"source": "none"}
     if r.source == "files":
         if not r.paths:

@@ -88,8 +88,8 @@ def run_key(cfg: RunConfig, data: PackedData, model_path: str, ds_config: dict |
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
-def _callbacks(data: PackedData, global_batch: int):
-    """(step timer, epoch relabeller). Both are plain TrainerCallbacks."""
+def _step_timer():
+    """A TrainerCallback that times the optimizer steps."""
     from transformers import TrainerCallback
 
     class StepTimer(TrainerCallback):
@@ -105,15 +105,7 @@ def _callbacks(data: PackedData, global_batch: int):
             self.seconds += time.perf_counter() - self._start
             self.steps += 1
 
-    class Epochs(TrainerCallback):
-        """The Trainer sees one pass over the materialised order; log data epochs instead."""
-
-        def on_log(self, args, state, control, logs=None, **kwargs):
-            m = data.manifest
-            if logs is not None and "epoch" in logs:
-                logs["epoch"] = round(min(state.global_step * global_batch, m["anneal_start"]) / m["epoch_blocks"], 4)
-
-    return StepTimer(), Epochs()
+    return StepTimer()
 
 
 def loss_curves(log_history: list[dict], data: PackedData, global_batch: int) -> dict[str, Any]:
@@ -236,7 +228,7 @@ def train(cfg: RunConfig, callbacks: list | None = None):
         model = AutoModelForCausalLM.from_pretrained(setup["model_path"], dtype=torch.float32)
         if t.lora.enabled:
             model = _with_lora(model, t.lora)
-        timer, relabel = _callbacks(data, setup["global_batch"])
+        timer = _step_timer()
         kind, extra, kl = Trainer, {}, {}
         if t.kl.weight > 0:
             kind, extra, kl = _kl_setup(cfg, setup)
@@ -246,7 +238,6 @@ def train(cfg: RunConfig, callbacks: list | None = None):
             data_collator=default_data_collator, processing_class=setup["tokenizer"],
             callbacks=[timer, *(callbacks or [])], **extra,
         )
-        trainer.callback_handler.callbacks.insert(0, relabel)  # before the progress bar prints
         trainer.train(resume_from_checkpoint=str(resume) if resume else None)
         val_loss = trainer.evaluate()["eval_loss"] if len(data.val) else None
         _save_model(trainer, setup["tokenizer"], out / "model")
@@ -417,7 +408,6 @@ def _summarize(cfg: RunConfig, setup: dict[str, Any], trainer, timer, val_loss: 
     return {
         "model": str(out / "model"),
         "base_model": setup["model_path"],
-        "data": t.data,
         "mixture": [dataclasses.asdict(m) for m in t.mixture],
         "lora": dataclasses.asdict(t.lora) if t.lora.enabled else None,
         "trainable_params": sum(p.numel() for p in trainer.model.parameters() if p.requires_grad),
@@ -427,7 +417,6 @@ def _summarize(cfg: RunConfig, setup: dict[str, Any], trainer, timer, val_loss: 
         "block_size": t.block_size,
         "global_batch": global_batch,
         "steps": done,
-        "epochs": data.manifest["epochs"],
         "train_loss": curves["train_loss"][-1] if curves["train_loss"] else None,
         "val_loss": val_loss,
         "val_loss_before": curves["eval_loss"][0] if curves["eval_steps"] and curves["eval_steps"][0] == 0 else None,

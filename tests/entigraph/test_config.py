@@ -34,7 +34,7 @@ def test_overrides_are_typed(tmp_path):
     ("synthesis:\n  tempreature: 1\n", [], "did you mean"),
     ("name: x\n", ["backend.batch_size=many"], "backend.batch_size: expected an integer"),
     ("name: x\n", ["backend.kind=gpt"], "backend.kind"),
-    ("name: x\n", ["train.replay.fraction=1.5"], "train.replay.fraction"),
+    ("name: x\n", ["train.mixture=[{source: replay, share: 1.5}]"], r"train.mixture\[0\].share must be < 1"),
     ("- a list\n", [], "top level must be a mapping"),
     ("name: [unclosed\n", [], "not valid YAML"),
     ("name: x\n", ["novalue"], "key=value"),
@@ -66,10 +66,11 @@ def test_shipped_configs_are_valid():
 
 @pytest.mark.parametrize("old,new", sorted(__import__("entigraph.config", fromlist=["MOVED"]).MOVED.items()))
 def test_every_moved_key_names_its_new_place(tmp_path, old, new):
-    section, key = old.split(".")
+    *sections, key = old.split(".")
     value = "{temperature: 0.5}" if key == "sampling" else "{}" if key in ("openai", "vllm") else "x"
+    nested = "".join(f"{'  ' * i}{s}:\n" for i, s in enumerate(sections)) + f"{'  ' * len(sections)}{key}: {value}\n"
     with pytest.raises(ConfigError, match=rf"^{old} moved to {new}$"):
-        load_config(write(tmp_path, f"{section}:\n  {key}: {value}\n"))
+        load_config(write(tmp_path, nested))
     with pytest.raises(ConfigError, match=rf"^{old} moved to {new}$"):
         load_config(None, [f"{old}={value}"])
 
@@ -87,7 +88,8 @@ def test_selfguide_moved_keys_name_their_new_place():
 @pytest.mark.parametrize("override,message", [
     ("synthesis.max_passages=-1", "synthesis.max_passages must be >= 1, got -1"),
     ("synthesis.max_passages=0", "synthesis.max_passages must be >= 1, got 0"),
-    ("train.epochs=0", "train.epochs must be > 0"),
+    ("train.mixture=[{source: raw, epochs: 0}]", r"train.mixture\[0\].epochs must be > 0"),
+    ("train.mixture=[]", "train.mixture is empty"),
     ("train.lr=-1", "train.lr must be > 0"),
     ("filter.near_dup.threshold=1.5", "filter.near_dup.threshold must be <= 1"),
     ("backend.sampling.top_p=0", "backend.sampling.top_p must be > 0"),
@@ -117,4 +119,4 @@ def test_settings_help_is_generated_from_the_declarations():
     lines = describe()
     assert any(line.startswith("backend.kind: hf | vllm | vllm-server | openai = 'hf'") for line in lines)
     assert any(line.startswith("synthesis.max_passages: int in [1, inf) or null = 64  # budget") for line in lines)
-    assert any(line.startswith("train.replay.fraction: float in [0, 1) = 0.1") for line in lines)
+    assert any(line.startswith("train.replay.source: self | files | none = 'self'") for line in lines)

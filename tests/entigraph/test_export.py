@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from entigraph.config import RunConfig
+from entigraph.config import MixtureSource, RunConfig
 from entigraph.export import export_corpus, model_card
 from entigraph.io import write_json, write_jsonl
 from entigraph.records import SynthPassage, to_dict
@@ -127,7 +127,8 @@ def test_lm_evaluation_harness_runs_on_a_trained_folder(tmp_path, tiny_lm, monke
     cfg = RunConfig(name="t", run_dir=str(tmp_path))
     cfg.models.base, cfg.device = tiny_lm, "cpu"
     t = cfg.train
-    t.deepspeed, t.data, t.block_size, t.max_steps, t.val_fraction = None, "raw", 32, 2, 0.0
+    t.deepspeed, t.block_size, t.max_steps, t.val_fraction = None, 32, 2, 0.0
+    t.mixture = [MixtureSource(source="raw", epochs=2.0)]
     t.replay.source, t.threads, t.lora.enabled = "none", 1, True  # a merged LoRA folder: the harder case
     text = "Marit Ellery kept the Quarrow tide station for thirty-one years. " * 6
     write_jsonl(cfg.out / "extract" / "documents.jsonl", [to_dict(Document("d", "Quarrow", text))])

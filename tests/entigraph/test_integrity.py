@@ -141,8 +141,8 @@ def test_negative_budget_fails_at_load_not_after_loading_a_model(tmp_path, capsy
                  "--set", "synthesis.max_passages=-1"]) == 2
     assert capsys.readouterr().err.strip() == "entigraph: error: synthesis.max_passages must be >= 1, got -1"
     assert time.perf_counter() - start < 5
-    with pytest.raises(ConfigError, match="train.epochs must be > 0"):
-        load_config(None, ["train.epochs=0"])
+    with pytest.raises(ConfigError, match=r"train.mixture\[0\].epochs must be > 0"):
+        load_config(None, ["train.mixture=[{source: raw, epochs: 0}]"])
 
 
 # 7. A stage that failed entirely is not complete, and says so.

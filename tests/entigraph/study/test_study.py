@@ -103,7 +103,7 @@ def study_file(tmp_path: Path, tiny_lm: str, **extra) -> Path:
         "reference": "raw", "probes": ["given", "generated"],
         "recipes": [
             {"name": "base", "train": False},
-            {"name": "raw", "set": {"train.data": "raw"}, "grid": {"train.lr": [1.0e-4, 1.0e-3]}},
+            {"name": "raw", "set": {"train.mixture": [{"source": "raw", "epochs": 2.0}, {"source": "replay", "share": 0.1}]}, "grid": {"train.lr": [1.0e-4, 1.0e-3]}},
             {"name": "entigraph", "grid": {"train.lr": [1.0e-4, 1.0e-3]}},
             {"name": "eg-half", "tuned_like": "entigraph", "synthetic_token_share": 0.5, "group": "budget"},
         ],
@@ -255,8 +255,8 @@ def test_study_file_errors_are_one_line(tmp_path, tiny_lm):
 
 
 def test_a_control_trains_on_other_documents_and_answers_the_reporting_questions(tmp_path, tiny_lm, calls):
-    extra = {"recipes": [{"name": "base", "train": False}, {"name": "raw", "set": {"train.data": "raw"}},
-                         {"name": "raw-other", "set": {"train.data": "raw"}, "train_docs": {"skip_docs": 0, "limit_docs": 2},
+    extra = {"recipes": [{"name": "base", "train": False}, {"name": "raw", "set": {"train.mixture": [{"source": "raw", "epochs": 2.0}, {"source": "replay", "share": 0.1}]}},
+                         {"name": "raw-other", "set": {"train.mixture": [{"source": "raw", "epochs": 2.0}, {"source": "replay", "share": 0.1}]}, "train_docs": {"skip_docs": 0, "limit_docs": 2},
                           "conditions": ["closed"]}],
              "split": {"reporting": {"skip_docs": 2, "limit_docs": 4}}, "probes": ["given"]}
     res = run_study(load_study(study_file(tmp_path, tiny_lm, **extra)), echo=lambda line: None)

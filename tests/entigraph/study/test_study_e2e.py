@@ -43,7 +43,7 @@ def study(tmp_path_factory, tiny_lm):
         "synthesis": {"max_passages": 4},
         "filter": {"min_words": 1, "require_entities": False, "max_invented_rate": 1.0},
         "report": {"embedding_coverage": False},
-        "train": {"deepspeed": None, "block_size": 64, "epochs": 1, "replay": {"source": "none", "fraction": 0}},
+        "train": {"deepspeed": None, "block_size": 64, "replay": {"source": "none"}},
         "eval": {"bootstrap": 200, "retrieval": {"method": "bm25", "chunk_words": 60, "chunk_overlap": 10},
                  "generated": {"per_doc": 4}, "forgetting_paths": [str(general)], "forgetting_blocks": 4},
     }
@@ -53,8 +53,8 @@ def study(tmp_path_factory, tiny_lm):
         "split": {"tuning": {"skip_docs": 0, "limit_docs": 1}, "reporting": {"skip_docs": 1, "limit_docs": 4}},
         "probes": ["generated"], "reference": "raw",
         "recipes": [{"name": "base", "train": False},
-                    {"name": "raw", "set": {"train.data": "raw"}, "grid": {"train.lr": [1.0e-4, 1.0e-3]}},
-                    {"name": "entigraph", "tuned_like": "raw", "set": {"train.data": "synthetic+raw"}}],
+                    {"name": "raw", "set": {"train.mixture": [{"source": "raw", "epochs": 1}]}, "grid": {"train.lr": [1.0e-4, 1.0e-3]}},
+                    {"name": "entigraph", "tuned_like": "raw", "set": {"train.mixture": [{"source": "synthetic", "epochs": 1}, {"source": "raw", "epochs": 1}]}}],
         "docs": {"comparison": "cmp"},
     }
     path = tmp / "study.yaml"

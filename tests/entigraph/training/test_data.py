@@ -6,7 +6,8 @@ from transformers import AutoTokenizer
 
 from entigraph.errors import ConfigError, InputError
 from entigraph.io import read_jsonl, write_jsonl
-from entigraph.training.data import BlockDataset, build, pack, training_order
+from entigraph.config import MixtureSource
+from entigraph.training.data import BlockDataset, build, pack
 from entigraph.training.replay import replay_texts, seed_prompts
 
 
@@ -33,27 +34,6 @@ def test_block_dataset_masks_padding_out_of_loss_and_attention():
     assert item["attention_mask"].tolist() == [1, 1, 0, 0]
 
 
-def test_training_order_mixes_replay_into_every_epoch_and_anneals_last():
-    main, replay, anneal = np.arange(18), np.arange(100, 104), np.arange(200, 203)
-    order, start, epoch_blocks = training_order(main, replay, anneal, epochs=2, replay_fraction=0.1,
-                                  anneal_fraction=0.1, rng=np.random.default_rng(0))
-    epoch_len = 18 + 2  # round(18 * 0.1 / 0.9) = 2 replay blocks an epoch
-    assert epoch_blocks == epoch_len
-    assert start == 2 * epoch_len and len(order) == start + round(start * 0.1 / 0.9)
-    for e in range(2):
-        epoch = order[e * epoch_len:(e + 1) * epoch_len]
-        assert sorted(epoch[epoch < 100]) == list(main)  # every main block once per epoch
-        assert (epoch >= 100).sum() == 2
-    assert set(order[:2 * epoch_len][order[:2 * epoch_len] >= 100]) == set(replay)  # cycles the pool
-    assert (order[start:] >= 200).all() and (order[:start] < 200).all()
-    again, _, _ = training_order(main, replay, anneal, epochs=2, replay_fraction=0.1,
-                              anneal_fraction=0.1, rng=np.random.default_rng(0))
-    assert (order == again).all()
-    fixed, _, _ = training_order(main, replay, anneal, epochs=2, replay_fraction=0.1,
-                              anneal_fraction=0.25, rng=np.random.default_rng(0), total=8)
-    assert len(fixed) == 8 and (fixed[6:] >= 200).all()
-
-
 def test_build_stores_data_and_reuses_it(run_cfg, tok):
     data_dir = run_cfg.out / "train" / "data"
     data = build(run_cfg, tok, [], global_batch=2, data_dir=data_dir)
@@ -74,10 +54,10 @@ def test_build_stores_data_and_reuses_it(run_cfg, tok):
 
 
 def test_raw_cpt_and_anneal_on_raw_training_blocks(run_cfg, tok):
-    run_cfg.train.data, run_cfg.train.anneal_fraction = "raw", 0.2
+    run_cfg.train.mixture, run_cfg.train.anneal_fraction = [MixtureSource(source="raw", epochs=2.0)], 0.2
     data = build(run_cfg, tok, [], 2, run_cfg.out / "train" / "data")
     m = data.manifest
-    assert m["documents"]["synthetic"] == 0 and m["pool_blocks"]["anneal"] == 0
+    assert "synthetic" not in m["documents"] and m["pool_blocks"]["anneal"] == 0
     assert set(m["train_tokens_by_source"]) == {"raw", "anneal"}
     tail = np.asarray(data.order[m["anneal_start"]:])
     assert len(tail) and set(tail).isdisjoint(np.asarray(data.val))  # no validation leak
@@ -136,11 +116,10 @@ def test_synthetic_subsets_by_mode_and_token_budget_in_synthesis_order(run_cfg, 
                          passage_ids=[], text=f"passage {i} about the tidal clock", seq=9 - i) for i in range(10)]
     write_jsonl(run_cfg.out / "filter" / "kept.jsonl", [to_dict(p) for p in kept])
     assert synthetic_texts(run_cfg)[0] == "passage 9 about the tidal clock"  # sampler order, not file order
-    run_cfg.train.synthetic_modes = ["pair"]
-    assert [t.split()[1] for t in synthetic_texts(run_cfg)] == ["8", "6", "4", "2", "0"]
+    assert [t.split()[1] for t in synthetic_texts(run_cfg, modes=["pair"])] == ["8", "6", "4", "2", "0"]
     per = len(tok("passage 8 about the tidal clock", add_special_tokens=False)["input_ids"])
     run_cfg.train.max_synthetic_tokens = 2 * per + per // 2
-    assert [t.split()[1] for t in synthetic_texts(run_cfg, tok)] == ["8", "6"]
+    assert [t.split()[1] for t in synthetic_texts(run_cfg, tok, modes=["pair"])] == ["8", "6"]
     with pytest.raises(ValueError, match="tokenizer"):
         synthetic_texts(run_cfg)
     run_cfg.train.val_fraction = 0.0
@@ -149,7 +128,6 @@ def test_synthetic_subsets_by_mode_and_token_budget_in_synthesis_order(run_cfg, 
 
 
 def test_mixture_token_shares_match_the_config_within_one_block(run_cfg, tok):
-    from entigraph.config import MixtureSource
 
     t = run_cfg.train
     t.mixture = [MixtureSource(source="synthetic", epochs=2.0), MixtureSource(source="raw", share=0.3),
@@ -170,7 +148,6 @@ def test_mixture_token_shares_match_the_config_within_one_block(run_cfg, tok):
 
 
 def test_sequential_order_keeps_the_mixture_order(run_cfg, tok):
-    from entigraph.config import MixtureSource
 
     t = run_cfg.train
     t.mixture = [MixtureSource(source="raw", epochs=1.0), MixtureSource(source="synthetic", epochs=1.0)]

@@ -10,6 +10,7 @@ import sys
 import pytest
 import yaml
 
+from entigraph.config import MixtureSource
 from entigraph.io import read_json
 from entigraph.stages.train import run as train_stage
 
@@ -31,7 +32,8 @@ train(load_config(sys.argv[1]), callbacks=[KillRank1()])
 
 def configure(cfg, processes: int):
     t = cfg.train
-    t.deepspeed, t.bf16, t.epochs, t.val_fraction = "zero2", False, 1.0, 0.1
+    t.deepspeed, t.bf16, t.val_fraction = "zero2", False, 0.1
+    t.mixture = [MixtureSource(source="synthetic", epochs=1.0), MixtureSource(source="replay", share=0.1)]
     t.micro_batch_size, t.save_steps, t.threads = 2, 4, 1  # checkpoints at logged steps
     t.grad_accum, t.processes = (2, 1) if processes == 1 else (1, processes)  # global batch 4 either way
     t.replay.source = "none"

@@ -47,7 +47,6 @@ def test_train_writes_a_plain_hf_model_that_reloads_with_the_same_logits(run_cfg
 
     assert summary == read_json(out / "summary.json")
     assert set(summary["tokens_by_source"]) == {"synthetic", "replay", "anneal"}
-    assert summary["epochs"] == pytest.approx(2.0, abs=0.05)
     assert summary["val_loss"] < summary["val_loss_before"]  # it learned something
     assert summary["bf16"] is False or deepspeed_env.cpu_has_bf16()
     curves = read_json(out / "loss.json")
