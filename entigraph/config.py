@@ -892,6 +892,14 @@ def _type_text(tp: Any) -> str:
     return getattr(tp, "__name__", str(tp))
 
 
+def _default_text(value: Any) -> str:
+    """A default as it would be written in YAML where it is a list of sections (train.mixture)."""
+    if isinstance(value, list) and value and all(dataclasses.is_dataclass(v) for v in value):
+        items = [{k: v for k, v in dataclasses.asdict(x).items() if v not in (None, [], {})} for x in value]
+        return yaml.safe_dump(items, default_flow_style=True, width=10**6, sort_keys=False).strip()
+    return repr(value)
+
+
 def describe(cls: type = None, prefix: str = "") -> list[str]:  # type: ignore[assignment]
     """One line per setting: dotted key, accepted values, default, and its comment."""
     cls = cls or RunConfig
@@ -905,7 +913,7 @@ def describe(cls: type = None, prefix: str = "") -> list[str]:  # type: ignore[a
             lines += describe(tp, prefix + f.name + ".")
             continue
         note = f"  # {notes[f.name]}" if notes.get(f.name) else ""
-        lines.append(f"{prefix}{f.name}: {_type_text(tp)} = {getattr(defaults, f.name)!r}{note}")
+        lines.append(f"{prefix}{f.name}: {_type_text(tp)} = {_default_text(getattr(defaults, f.name))}{note}")
         item = typing.get_args(tp)[0] if typing.get_origin(tp) is list else None
         if item is not None and dataclasses.is_dataclass(item):  # the fields of one item of the list
             lines += describe(item, f"{prefix}{f.name}[].")
