@@ -7,7 +7,7 @@ digest over a corpus folder, timed three ways.
 - warm: the hash cache in {run_dir}/.input-hashes.json holds every file (the usual case: a corpus
   that did not change since the last run); only stat calls and the cache's JSON
 - stat only: path, size and mtime of every file (what the fingerprint was before issue 32)
-Files are written, then left for more than pipeline.RACY_NS (files changed that recently are not
+Files are written, then left for more than fingerprints.RACY_NS (files changed that recently are not
 remembered). Median of --repeats. Writes bench/results/fingerprint-inputs.json.
 """
 
@@ -24,7 +24,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from entigraph import pipeline
+from entigraph import fingerprints
 from entigraph.config import load_config
 from entigraph.corpus import list_files
 
@@ -53,17 +53,17 @@ def main() -> None:
         for i in range(args.files):
             text = " ".join(rng.choice(words) for _ in range(args.kb * 1024 // 6))
             (corpus / f"doc{i:05d}.txt").write_text(text[: args.kb * 1024])
-        time.sleep(pipeline.RACY_NS / 1e9 + 0.5)
+        time.sleep(fingerprints.RACY_NS / 1e9 + 0.5)
         cfg = load_config(None, [f"run_dir={root / 'runs'}", "name=bench", f"corpus.paths=[{corpus}]"])
         (root / "runs").mkdir()
-        cache = Path(cfg.run_dir) / pipeline.HASH_CACHE
+        cache = Path(cfg.run_dir) / fingerprints.HASH_CACHE
 
         def cold() -> None:
             cache.unlink(missing_ok=True)
-            pipeline.input_digest(cfg, "extract")
+            fingerprints.input_digest(cfg, "extract")
 
         def warm() -> None:
-            pipeline.input_digest(cfg, "extract")
+            fingerprints.input_digest(cfg, "extract")
 
         def stat_only() -> None:
             listed, _ = list_files([str(corpus)])

@@ -25,7 +25,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from .. import pipeline
+from .. import fingerprints, pipeline, stage_cache
 from ..errors import EntigraphError
 from ..io import read_json, read_jsonl, write_json
 from ..locks import file_lock, run_held, run_lock, wait_for_run
@@ -170,7 +170,7 @@ class Study:
             # new path, so the evaluation's fingerprint follows it)
             trained = self.spec_and_run(self.planner.build(recipe, "control-train", spec.probes, spec.point))
             tcfg = self.planner.config(trained)
-            model = pipeline.cache_entry(tcfg, "train", pipeline.fingerprint(tcfg, "train")) / "model"
+            model = stage_cache.cache_entry(tcfg, "train", fingerprints.fingerprint(tcfg, "train")) / "model"
             spec = self.planner.build(recipe, spec.role, spec.probes, spec.point,
                                       {"eval.extra_models": {CONTROL: str(model)}})
         if recipe.budget_like is not None:
@@ -200,7 +200,7 @@ class Study:
         self.mine["runs"].add(spec.name)
         entry.update(recipe=spec.recipe, role=spec.role, probes=spec.probes, point=spec.point,
                      stages=list(spec.stages))
-        if all(pipeline.is_complete(cfg, s) for s in stages):
+        if all(fingerprints.is_complete(cfg, s) for s in stages):
             entry["status"] = "done"
             return
         if not self.execute_runs:

@@ -1,6 +1,5 @@
 """`entigraph ask`: the plumbing, with the tiny model and a fixed embedder."""
 
-import numpy as np
 import pytest
 
 from entigraph import ask as ask_mod

@@ -15,7 +15,7 @@ import pytest
 from synth_inputs import tiny_config, write_inputs
 
 import entigraph.stages.synthesize as synthesize
-from entigraph import pipeline
+from entigraph import fingerprints, pipeline, stage_cache
 from entigraph.locks import run_lock
 from entigraph.stages import STAGES
 from entigraph.backends.base import Generation
@@ -71,7 +71,7 @@ def test_a_stage_killed_after_writing_is_not_complete(tmp_path, calls, monkeypat
     monkeypatch.setattr(pipeline, "stage_function", killed)
     with pytest.raises(KeyboardInterrupt):
         pipeline.run_stage(cfg, "extract", force=True)
-    assert not pipeline.marker(cfg, "extract").exists()
+    assert not fingerprints.marker(cfg, "extract").exists()
     monkeypatch.setattr(pipeline, "stage_function", fake)
     calls.clear()
     pipeline.run_all(cfg)
@@ -168,7 +168,7 @@ def test_synthesis_where_every_request_failed_is_not_complete(tmp_path, monkeypa
     monkeypatch.setattr(synthesize, "run_backend", lambda cfg: DownBackend())
     with pytest.raises(EntigraphError, match="all 6 requests failed .*connection refused"):
         pipeline.run_stage(cfg, "synthesize")
-    assert not pipeline.marker(cfg, "synthesize").exists()
+    assert not fingerprints.marker(cfg, "synthesize").exists()
     with pytest.raises(EntigraphError):
         pipeline.run_stage(cfg, "synthesize")
     assert DownBackend.calls == 12  # the rerun retried every failed request
@@ -219,10 +219,10 @@ def test_corpus_edit_that_keeps_size_and_mtime_reruns_extract(tmp_path, calls):
 
 def test_content_hashes_are_remembered_by_path_size_times_and_inode(tmp_path, calls, monkeypatch):
     """A large corpus is not read again on every run, yet an edit behind size and mtime is seen."""
-    monkeypatch.setattr(pipeline, "RACY_NS", -1)  # files written just now may be remembered too
+    monkeypatch.setattr(fingerprints, "RACY_NS", -1)  # files written just now may be remembered too
     hashed = []
-    real = pipeline.content_hash
-    monkeypatch.setattr(pipeline, "content_hash", lambda path: hashed.append(path.name) or real(path))
+    real = fingerprints.content_hash
+    monkeypatch.setattr(fingerprints, "content_hash", lambda path: hashed.append(path.name) or real(path))
     cfg = corpus_cfg(tmp_path)
     pipeline.run_all(cfg)
     assert sorted(set(hashed)) == ["doc0.txt", "doc1.txt", "doc2.txt"]
@@ -255,9 +255,9 @@ def test_a_reused_stage_is_not_read_again_to_be_fingerprinted(tmp_path, calls, m
     pipeline.run_stage(b, "extract")
     assert calls == ["extract"]  # b reused it
     hashed = []
-    monkeypatch.setattr(pipeline, "file_sha256", lambda path: hashed.append(path) or "x")
-    pipeline.fingerprint(a, "synthesize")
-    pipeline.fingerprint(b, "synthesize")
+    monkeypatch.setattr(fingerprints, "file_sha256", lambda path: hashed.append(path) or "x")
+    fingerprints.fingerprint(a, "synthesize")
+    fingerprints.fingerprint(b, "synthesize")
     assert hashed == []
 
 
@@ -313,7 +313,7 @@ def test_growing_a_run_that_reused_a_cached_stage_leaves_the_other_run_and_the_e
     lines = []
     pipeline.run_stage(b, "synthesize", echo=lines.append)
     assert any("reused from the stage cache" in line for line in lines)
-    entry = pipeline.cache_entry(b, "synthesize", pipeline.fingerprint(b, "synthesize"))
+    entry = stage_cache.cache_entry(b, "synthesize", fingerprints.fingerprint(b, "synthesize"))
     pipeline.run_stage(cfg_for("B", 12), "synthesize")
     assert passages(b.out / "synthesize") == 12
     assert passages(a.out / "synthesize") == 5  # was 12: B wrote through a hard link into A's store
@@ -329,7 +329,7 @@ def test_growing_a_run_that_reused_a_cached_stage_leaves_the_other_run_and_the_e
 def test_shared_model_weights_are_read_only_links_a_stage_unshares_before_writing(tmp_path, monkeypatch, calls):
     """Large weights are shared as read-only hard links (no copy of a model per run); a stage that
     runs again replaces them by private copies first, so it never writes through to the entry."""
-    monkeypatch.setattr(pipeline, "SHARE_BYTES", 4)
+    monkeypatch.setattr(stage_cache, "SHARE_BYTES", 4)
     a = corpus_cfg(tmp_path)
     pipeline.run_stage(a, "extract")
     weights = a.out / "extract" / "model.safetensors"
@@ -341,11 +341,11 @@ def test_shared_model_weights_are_read_only_links_a_stage_unshares_before_writin
     pipeline.run_stage(b, "extract")
     shared = b.out / "extract" / "model.safetensors"
     assert shared.stat().st_nlink > 1 and not shared.stat().st_mode & 0o222
-    pipeline._unshare(b.out / "extract")
+    stage_cache.unshare(b.out / "extract")
     assert shared.stat().st_nlink == 1 and shared.read_bytes() == b"weights of run A"
     shared.write_bytes(b"weights of run B")
     assert weights.read_bytes() == b"weights of run A"
-    entry = pipeline.cache_entry(a, "extract", pipeline.fingerprint(a, "extract"))
+    entry = stage_cache.cache_entry(a, "extract", fingerprints.fingerprint(a, "extract"))
     assert (entry / "model.safetensors").read_bytes() == b"weights of run A"
 
 
@@ -477,7 +477,7 @@ def test_closed_book_eval_after_a_rag_eval_leaves_no_retrieval_files(tmp_path, m
     cfg.eval.conditions = ["base_closed"]
     pipeline.run_stage(cfg, "eval")
     assert not (out / "retrieval.json").exists() and not (out / "index").exists()
-    assert sorted(pipeline.output_hashes(cfg, "eval")) == ["records.jsonl", "results.json"]
+    assert sorted(fingerprints.output_hashes(cfg, "eval")) == ["records.jsonl", "results.json"]
 
 
 # 32.8 Keys: never in config.yaml, never stored from a completion.

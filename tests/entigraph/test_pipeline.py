@@ -3,7 +3,8 @@ tests/test_end_to_end.py runs the real ones."""
 
 import pytest
 
-from entigraph import pipeline
+from entigraph import fingerprints, pipeline
+from entigraph.stages import BY_NAME
 from entigraph.stages import STAGES
 from entigraph.config import load_config
 
@@ -49,7 +50,7 @@ def test_failed_stage_is_not_marked_complete(tmp_path, monkeypatch):
     cfg = cfg_for(tmp_path)
     with pytest.raises(RuntimeError):
         pipeline.run_stage(cfg, "extract")
-    assert not pipeline.is_complete(cfg, "extract")
+    assert not fingerprints.is_complete(cfg, "extract")
 
 
 @pytest.mark.parametrize("extractor,reruns", [("llm", True), ("hybrid", True), ("spacy", False)])
@@ -64,11 +65,11 @@ def test_backend_settings_rerun_extract_only_when_it_calls_the_model(tmp_path, c
 def test_backend_settings_reach_filter_and_eval_only_when_they_call_the_model(tmp_path, calls):
     base = ("filter.judge.enabled=true", "eval.answer_mode=generate")
     cfg = cfg_for(tmp_path, *base)
-    assert pipeline.BY_NAME["filter"].inputs(cfg)[-1] == "backend"
-    assert pipeline.BY_NAME["eval"].inputs(cfg)[-1] == "backend"
-    assert "backend" not in pipeline.BY_NAME["filter"].inputs(cfg_for(tmp_path))
-    assert "backend" not in pipeline.BY_NAME["eval"].inputs(cfg_for(tmp_path))
-    assert "backend" not in pipeline.BY_NAME["train"].inputs(cfg)
+    assert BY_NAME["filter"].inputs(cfg)[-1] == "backend"
+    assert BY_NAME["eval"].inputs(cfg)[-1] == "backend"
+    assert "backend" not in BY_NAME["filter"].inputs(cfg_for(tmp_path))
+    assert "backend" not in BY_NAME["eval"].inputs(cfg_for(tmp_path))
+    assert "backend" not in BY_NAME["train"].inputs(cfg)
 
 
 def test_model_stages_leave_out_generator_free_synthesis(tmp_path):
@@ -142,7 +143,7 @@ def test_stage_cache_a_stage_another_process_is_computing_is_waited_for_and_reus
     pipeline.run_stage(b, "extract")  # reused: the same documents reach both runs' fingerprints
     waiting.clear()
     started.clear()  # set by the extracts: the next set must be the first run's synthesis
-    assert pipeline.fingerprint(a, "synthesize") == pipeline.fingerprint(b, "synthesize")
+    assert fingerprints.fingerprint(a, "synthesize") == fingerprints.fingerprint(b, "synthesize")
     first = threading.Thread(target=pipeline.run_stage, args=(a, "synthesize"))
     first.start()
     assert started.wait(30)
@@ -157,4 +158,4 @@ def test_stage_cache_a_stage_another_process_is_computing_is_waited_for_and_reus
     first.join(30)
     assert ran == [("t", "extract"), ("t", "synthesize")]  # computed once
     assert any(line.startswith("[synthesize] reused from the stage cache") for line in lines)
-    assert pipeline.is_complete(b, "synthesize")
+    assert fingerprints.is_complete(b, "synthesize")
