@@ -33,7 +33,6 @@ sys.path.insert(0, str(ROOT))
 
 from entigraph import artifacts  # noqa: E402
 from entigraph.backends import run_backend  # noqa: E402
-from entigraph.backends.base import Request  # noqa: E402
 from entigraph.config import DecodingConfig, load_config  # noqa: E402
 from entigraph.facts.coverage import Coverage  # noqa: E402
 from entigraph.facts.support import Evidence, SupportGate  # noqa: E402
@@ -167,8 +166,8 @@ def main() -> None:
         "model": cfg.backend.model, "backend": backend.name, "dtype": str(getattr(backend, "dtype", "")),
         "sampling": dataclasses.asdict(cfg.backend.sampling),
         "prompts": {"pair": sum(t.mode == "pair" for t, _ in tasks), "triple": sum(t.mode == "triple" for t, _ in tasks),
-                    "mean_prompt_tokens": round(sum(backend.count_tokens(backend.render(r.messages)) for _, r in tasks)
-                                                / max(len(tasks), 1), 1)},
+                    "mean_prompt_tokens": round(sum(backend.count_tokens(backend.render(r.messages))
+                                                    for _, r in tasks) / max(len(tasks), 1), 1)},
     })
     for name in args.variants:
         if name in result["variants"]:
@@ -179,7 +178,8 @@ def main() -> None:
         plain = result["variants"].get("plain")
         if plain:
             for r in result["variants"].values():
-                r["supported_rate_vs_plain"] = round(r["supported_sentence_rate"] / max(plain["supported_sentence_rate"], 1e-9), 2)
+                r["supported_rate_vs_plain"] = round(
+                    r["supported_sentence_rate"] / max(plain["supported_sentence_rate"], 1e-9), 2)
                 r["tokens_per_s_vs_plain"] = round(r["tokens_per_s"] / max(plain["tokens_per_s"], 1e-9), 2)
         result["machine"]["loadavg_end"] = os.getloadavg()
         path.parent.mkdir(parents=True, exist_ok=True)

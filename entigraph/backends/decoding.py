@@ -59,7 +59,8 @@ class TokenTable:
         self.texts = tokenizer.batch_decode([[i] for i in range(n)]) + [""] * max(0, vocab_size - n)
         self.size = vocab_size
         self.core = [_core(t) for t in self.texts]
-        lead = [bool(t) and t[0].isspace() and bool(c) and t.lstrip()[:len(c)] == c for t, c in zip(self.texts, self.core)]
+        lead = [bool(t) and t[0].isspace() and bool(c) and t.lstrip()[:len(c)] == c
+                for t, c in zip(self.texts, self.core)]
         bare = [bool(t) and t[0].isalnum() for t in self.texts]
         capital = [_capital(c) for c in self.core]
         self.lead = torch.tensor(lead)  # whitespace, then a word: always starts one

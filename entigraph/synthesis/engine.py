@@ -60,7 +60,8 @@ class Engine:
                             for m, t in self.templates.items()}
         self.decoding = s.decoding
         on = decoding_active(s.decoding) or s.decoding.require_names
-        self.decoding_modes = {m for m in self.templates if m != PLAN and (not s.decoding.modes or m in s.decoding.modes)} if on else set()
+        self.decoding_modes = {m for m in self.templates if m != PLAN and (not s.decoding.modes or m in s.decoding.modes)
+                               } if on else set()
         if decoding_active(s.decoding) and self.decoding_modes and backend.name != "hf":
             raise ConfigError(f"synthesis.decoding: context_contrast, copy_bias and novel_penalty need backend.kind hf "
                               f"(not {backend.name}); require_names works with any backend")
@@ -126,9 +127,9 @@ class Engine:
         return [self.units.generation(t.task_id) if t.mode in GENERATOR_FREE else next(gens) for t, _ in todo]
 
     def require_names(self, todo: list[tuple[SynthTask, Request]], gens: list[Generation]) -> list[Generation]:
-        """synthesis.decoding.require_names: a pair or triple generation that misses a name of its task is generated
-        again with another seed (derived from the task's), at most name_retries times; the attempt
-        missing fewest names is kept, and every attempt's tokens and time are counted."""
+        """synthesis.decoding.require_names: a pair or triple generation that misses a name of its
+        task is generated again with another seed (derived from the task's), at most name_retries
+        times; the attempt missing fewest names is kept, and every attempt's tokens and time are counted."""
         d = self.decoding
         if not d.require_names:
             return gens
@@ -152,7 +153,8 @@ class Engine:
     def missing_names(self, task: SynthTask, text: str) -> list[str]:
         """The task's entities named nowhere in `text` (by any of their forms, word for word)."""
         have = f" {' '.join(words(text))} "
-        return [n for n in task.entities if not any(f" {' '.join(words(f))} " in have for f in self.forms.get(n, (n,)))]
+        return [n for n in task.entities
+                if not any(f" {' '.join(words(f))} " in have for f in self.forms.get(n, (n,)))]
 
     def generated(self, todos: list[list[tuple[SynthTask, Request]]]) -> Iterator[list[Generation]]:
         """Generations for one window's batches, in order, lazily (the executor: this process, or
