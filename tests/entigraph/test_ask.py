@@ -150,3 +150,16 @@ def test_the_local_model_generation_is_capped_and_given_the_stop_sequences(run, 
     a = ask_mod.ask(run, "Who rowed to Saltmere?", backend=backend, max_new_tokens=5)
     assert seen["max_new_tokens"] == 5 and "Question:" in seen["stop_strings"] and seen["do_sample"] is False
     assert 0 < seen["new"] <= 5 and a.answer
+
+
+def test_at_a_terminal_ask_prompts_and_an_empty_line_ends_it(monkeypatch, capsys):
+    import io
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    monkeypatch.setattr("sys.stdin", Terminal("Who kept it?\n\nnever asked\n"))
+    assert list(ask_mod._questions([])) == ["Who kept it?"]
+    assert capsys.readouterr().err.count("question (empty line to stop)> ") == 2
+    assert list(ask_mod._questions(["given"])) == ["given"]  # questions on the command line: no prompt
