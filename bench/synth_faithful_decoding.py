@@ -43,14 +43,17 @@ from entigraph.text import sentences, words  # noqa: E402
 OUT = ROOT / "bench" / "results" / "synth-faithful-decoding.json"
 VARIANTS = {
     "plain": None,
-    "cad-0.5": DecodingConfig(context_contrast=0.5),
-    "cad-1": DecodingConfig(context_contrast=1.0),
+    # the contrast alone, over the whole vocabulary (plausibility 0), then among plausible tokens
+    "cad-0.5": DecodingConfig(context_contrast=0.5, contrast_plausibility=0.0),
+    "cad-1": DecodingConfig(context_contrast=1.0, contrast_plausibility=0.0),
     "copy-2": DecodingConfig(copy_bias=2.0),
     "novel-5": DecodingConfig(novel_penalty=5.0),
     "copy-2+novel-5": DecodingConfig(copy_bias=2.0, novel_penalty=5.0),
-    "cad-0.5+copy-2+novel-5": DecodingConfig(context_contrast=0.5, copy_bias=2.0, novel_penalty=5.0),
+    "cad-0.5+apc": DecodingConfig(context_contrast=0.5, contrast_plausibility=0.1),
     "copy-4+novel-5": DecodingConfig(copy_bias=4.0, novel_penalty=5.0),
     "copy-2+novel-5+names": DecodingConfig(copy_bias=2.0, novel_penalty=5.0, require_names=True, name_retries=2),
+    "cad-0.5+apc+copy-2+novel-5": DecodingConfig(context_contrast=0.5, contrast_plausibility=0.1, copy_bias=2.0,
+                                                 novel_penalty=5.0),
 }
 COPY_N = 8  # word n-grams: a generation's share of them found in its context is how much it copies
 

@@ -169,6 +169,9 @@ class DecodingConfig:
     """Faithful decoding of the LLM modes, hf backend (entigraph/backends/decoding.py, docs/faithful.md)."""
 
     context_contrast: NonNegativeFloat = 0.0  # context-aware decoding's a: (1+a) log p(y|context) - a log p(y|no context)
+    # ... among the tokens with p(y|context) >= this share of the likeliest one's (0 = all): the ratio
+    # would otherwise lift tokens both prompts find unlikely (Li et al. 2023's plausibility constraint)
+    contrast_plausibility: Share = 0.1
     copy_bias: NonNegativeFloat = 0.0  # added to the logits of the source context's tokens
     novel_penalty: NonNegativeFloat = 0.0  # subtracted from tokens starting a capitalised word or number not in the prompt
     require_names: bool = False  # a generation missing one of its task's names is generated again ...

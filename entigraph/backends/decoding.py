@@ -6,8 +6,10 @@ decoding settings (``Request.decoding``, ``synthesis.decoding``) is generated wi
 - context-aware decoding (Shi et al., 2023, "Trusting Your Evidence"): the next-token scores
   contrast the prompt with the context against the same prompt without it,
   ``(1 + a) log p(y | context, x) - a log p(y | x)`` with ``a = context_contrast``: what the
-  context makes likely gains, what the model would say anyway loses. The prompt without the
-  context runs beside the batch with its own cache (a second forward pass per step);
+  context makes likely gains, what the model would say anyway loses; only among the tokens whose
+  probability with the context is at least ``contrast_plausibility`` of the likeliest one's (the
+  ratio alone lifts tokens both prompts find unlikely: a small model's noise). The prompt without
+  the context runs beside the batch with its own cache (a second forward pass per step);
 - a copy bias: ``copy_bias`` added to the score of every token of the context (and end of text);
 - a novelty penalty: ``novel_penalty`` subtracted from every token that would start a capitalised
   word or a number that no word of the prompt begins with, and from every token that would carry
@@ -20,6 +22,7 @@ for custom processors), so sampling settings keep their meaning.
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -168,7 +171,12 @@ class FaithfulLogits:
         a = self.s.context_contrast
         if a > 0:
             plain = self._plain_logits(input_ids).float()
-            scores = (1 + a) * torch.log_softmax(scores, -1) - a * torch.log_softmax(plain, -1)
+            logp = torch.log_softmax(scores, -1)
+            scores = (1 + a) * logp - a * torch.log_softmax(plain, -1)
+            beta = self.s.contrast_plausibility
+            if beta > 0:  # only tokens the context itself finds plausible compete
+                floor = logp.max(-1, keepdim=True).values + math.log(beta)
+                scores = scores.masked_fill(logp < floor, float("-inf"))
         if self.s.copy_bias:
             scores[:, :v] += self.s.copy_bias * self.copy[:, :v]
         if self.s.novel_penalty:

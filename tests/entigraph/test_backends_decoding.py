@@ -104,11 +104,17 @@ def test_context_contrast_favours_what_the_context_makes_likely_and_only_that(ba
     ctx[0, 10], ctx[0, 11] = 3.0, 2.9  # with the context, 10 is a little likelier than 11
     plain = ctx.clone()
     plain[0, 10] = 6.0  # without it, the model says 10 anyway: 11 is what the context adds
-    proc = processor(backend, table, lm=FixedLM(plain[:, None, :]), context_contrast=1.0)
+    plain[0, 12] = -20.0  # 12 is unlikely with the context, and far less likely without: the ratio lifts it
+    proc = processor(backend, table, lm=FixedLM(plain[:, None, :]), context_contrast=1.0, contrast_plausibility=0.0)
     out = proc(torch.zeros(1, proc.prompt_length, dtype=torch.long), ctx.clone())
     expected = 2 * torch.log_softmax(ctx, -1) - torch.log_softmax(plain, -1)
-    assert torch.allclose(out, expected) and int(out.argmax()) == 11 and int(ctx.argmax()) == 10
-    same = processor(backend, table, lm=FixedLM(ctx[:, None, :]), context_contrast=1.0)  # the context changes nothing
+    assert torch.allclose(out, expected) and int(out.argmax()) == 12 and int(ctx.argmax()) == 10
+    proc = processor(backend, table, lm=FixedLM(plain[:, None, :]), context_contrast=1.0, contrast_plausibility=0.1)
+    out = proc(torch.zeros(1, proc.prompt_length, dtype=torch.long), ctx.clone())
+    assert int(out.argmax()) == 11  # what the context adds, among what it finds plausible
+    assert torch.isfinite(out[0]).nonzero().flatten().tolist() == [10, 11]  # p >= 0.1 x the likeliest's
+    assert torch.allclose(out[0, [10, 11]], expected[0, [10, 11]])
+    same = processor(backend, table, lm=FixedLM(ctx[:, None, :]), context_contrast=1.0, contrast_plausibility=0.0)
     out = same(torch.zeros(1, same.prompt_length, dtype=torch.long), ctx.clone())
     assert torch.allclose(torch.softmax(out, -1), torch.softmax(ctx, -1), atol=1e-6)  # the same distribution
 
