@@ -8,6 +8,7 @@ is stopped by its own process id (never `ray stop`, which stops every Ray cluste
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import sqlite3
@@ -65,12 +66,12 @@ def head(tmp_path_factory):
     import tempfile
 
     temp = Path(tempfile.mkdtemp(prefix="rt", dir="/tmp"))  # short: Ray's socket paths must fit 107 bytes
-    port = _free_port()
+    port, client_port = _free_port(), _free_port()
     log = tmp_path_factory.mktemp("ray-head") / "head.log"
     env = {**os.environ, "OMP_NUM_THREADS": "1", "RAY_USAGE_STATS_ENABLED": "0"}
     ray_cli = Path(sys.executable).parent / "ray"
     proc = subprocess.Popen([str(ray_cli), "start", "--head", "--block", f"--port={port}", "--num-cpus=4",
-                             "--num-gpus=1", f"--ray-client-server-port={_free_port()}", "--include-dashboard=false",
+                             "--num-gpus=1", f"--ray-client-server-port={client_port}", "--include-dashboard=false",
                              f"--temp-dir={temp}", "--disable-usage-stats"],
                             env=env, stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True)
     deadline = time.monotonic() + 120
@@ -78,7 +79,7 @@ def head(tmp_path_factory):
         time.sleep(0.2)
     assert proc.poll() is None and "Ray runtime started" in log.read_text(), log.read_text()[-3000:]
     try:
-        yield f"127.0.0.1:{port}"
+        yield {"gcs": f"127.0.0.1:{port}", "client": f"ray://127.0.0.1:{client_port}"}
     finally:
         proc.terminate()  # --block: SIGTERM stops the processes it started
         try:
@@ -98,8 +99,8 @@ def cluster(head):
 
     before = os.environ.get("RAY_AUTH_MODE")
     assert use_token_auth() or before == "token"
-    ray.init(address=head, log_to_driver=False)
-    yield head
+    ray.init(address=head["gcs"], log_to_driver=False)
+    yield head["gcs"]
     ray.shutdown()
     if before is None:
         os.environ.pop("RAY_AUTH_MODE", None)
@@ -305,3 +306,43 @@ def test_token_auth_is_used_when_a_token_is_at_hand(tmp_path, monkeypatch):
     assert use_token_auth() and os.environ["RAY_AUTH_MODE"] == "token"
     monkeypatch.setenv("RAY_AUTH_MODE", "disabled")  # a mode set by the user is left alone
     assert not use_token_auth() and os.environ["RAY_AUTH_MODE"] == "disabled"
+
+
+CLIENT_DRIVER = """
+import json, sys
+from entigraph.backends.base import Request
+from entigraph.config import RunConfig, SamplingConfig
+from entigraph.synthesis.ray_executor import RayExecutor
+
+cfg = RunConfig(name="t", run_dir=sys.argv[3])
+cfg.backend.kind, cfg.backend.openai.base_url, cfg.backend.openai.model = "openai", sys.argv[2], "tiny"
+cfg.synthesis.executor, cfg.synthesis.ray.address, cfg.synthesis.ray.workers = "ray", sys.argv[1], 2
+ex = RayExecutor(cfg)
+try:
+    reqs = [Request([{"role": "user", "content": f"q{i}"}], SamplingConfig(max_new_tokens=3), i) for i in range(4)]
+    gens = ex.generate(reqs)
+    print(json.dumps({"texts": [g.text for g in gens], "summary": ex.summary()}))
+finally:
+    ex.close()
+"""
+
+
+@pytest.mark.slow
+def test_a_driver_joins_by_a_ray_client_address(head, tmp_path):
+    """ray://host:port (Ray Client, the ray[client] extra) from a process with no Ray settings of its
+    own: token authentication is found, the actors run on the head, the answers come back."""
+    from test_backend_openai import FaultServer
+
+    srv = FaultServer()
+    try:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
+        env.update(OMP_NUM_THREADS="1", PYTHONPATH=f"{HERE.parents[1]}")
+        proc = subprocess.run([sys.executable, "-c", CLIENT_DRIVER, head["client"], srv.url, str(tmp_path)],
+                              capture_output=True, text=True, timeout=240, env=env)
+    finally:
+        srv.stop()
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert out["texts"] == [f"answer to q{i}" for i in range(4)]
+    summary = out["summary"]
+    assert summary["ray_address"].endswith(":" + head["gcs"].split(":")[1]) and len(summary["workers"]) == 2
