@@ -60,9 +60,10 @@ class SelectConfig:
     # also ties: points the best is not better than beyond noise (the paired bootstrap 95 % interval
     # of their per-probe difference from the best includes 0)
     noise: bool = False
-    # reading: points whose mean target log-likelihood with retrieved chunks falls more than this
-    # below the base model's with the same chunks, on any probe type, are not chosen (the tuning runs
-    # need rag in tuning_conditions); when none is left, the point that reads best. None: no floor
+    # reading: points whose target log-likelihood with retrieved chunks may fall more than this below
+    # the base model's with the same chunks (the 95 % paired bootstrap interval of the mean difference
+    # reaches below -reading_floor), on any probe type, are not chosen (the tuning runs need rag in
+    # tuning_conditions); when none is left, the point that reads best. None: no floor
     reading_floor: NonNegativeFloat | None = None
 
 

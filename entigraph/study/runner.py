@@ -311,8 +311,11 @@ def measure(run: Path, condition: str) -> dict:
 
 
 def reading_gaps(run: Path) -> dict[str, float]:
-    """Per probe type, the trained model's mean target log-likelihood with retrieved chunks minus
-    the base model's with the same chunks, on a tuning run scored with RAG ({} without)."""
+    """Per probe type, the lower bound of the 95 % paired bootstrap interval of the trained model's
+    mean target log-likelihood with retrieved chunks minus the base model's with the same chunks
+    (issue 34's reading bar), on a tuning run scored with RAG ({} without)."""
+    from ..evaluation.stats import paired_bootstrap
+
     path = run / "eval" / "records.jsonl"
     if not (run / "eval" / ".done.json").is_file() or not path.is_file():
         return {}
@@ -325,7 +328,7 @@ def reading_gaps(run: Path) -> dict[str, float]:
         theirs = by["base_rag"].get(ptype, {})
         qids = [q for q in mine if q in theirs]
         if qids:
-            out[ptype] = float(np.mean([mine[q] - theirs[q] for q in qids]))
+            out[ptype] = float(paired_bootstrap([mine[q] for q in qids], [theirs[q] for q in qids], 2000, 0)["ci95"][0])
     return out
 
 
