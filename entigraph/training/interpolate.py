@@ -14,6 +14,8 @@ from pathlib import Path
 
 import torch
 
+from ..io import share_folder
+
 
 def interpolate_(model: torch.nn.Module, base: torch.nn.Module, alpha: float) -> torch.nn.Module:
     """Mix `base`'s weights into `model` in place: model = (1 - alpha) * base + alpha * model."""
@@ -56,7 +58,10 @@ def interpolate_folder(base_path: str | Path, trained_path: str | Path, alpha: f
     interpolate_(model, base, alpha)
     del base
     model.save_pretrained(tmp)
-    AutoTokenizer.from_pretrained(trained_path).save_pretrained(tmp)
+    # local_files_only: the saved tokenizer_config records it, and the same mix must give the same
+    # bytes whatever the environment (the eval cache digests the folder)
+    AutoTokenizer.from_pretrained(trained_path, local_files_only=True).save_pretrained(tmp)
+    share_folder(tmp)  # save_pretrained leaves model.safetensors 0600
     shutil.rmtree(out, ignore_errors=True)
     tmp.replace(out)
     return out
