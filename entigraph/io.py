@@ -33,6 +33,14 @@ def atomic_path(path: str | Path, suffix: str = ".tmp", mode: int = FILE_MODE) -
         tmp.unlink(missing_ok=True)
 
 
+def share_folder(folder: str | Path, mode: int = FILE_MODE) -> None:
+    """Every file under `folder` gets `mode`: libraries that write through mkstemp leave 0600
+    files (transformers 5.2x's model.safetensors), which a shared runs/ cannot read."""
+    for path in Path(folder).rglob("*"):
+        if path.is_file() and not path.is_symlink():
+            os.chmod(path, mode)
+
+
 def write_json(path: str | Path, obj: Any, mode: int = FILE_MODE) -> None:
     """Write JSON atomically (temp file + rename), so a kill never leaves half a file."""
     path = Path(path)

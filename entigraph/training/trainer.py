@@ -31,7 +31,7 @@ import numpy as np
 
 from entigraph import artifacts
 from entigraph.config import RunConfig
-from entigraph.io import read_json, write_json
+from entigraph.io import read_json, share_folder, write_json
 from entigraph.locks import file_lock
 from entigraph.models import resolve_lm
 
@@ -176,6 +176,7 @@ def _save_model(trainer, tokenizer, out: Path) -> None:
     if trainer.args.should_save:
         tokenizer.save_pretrained(tmp)
         (tmp / "training_args.bin").unlink(missing_ok=True)  # a pickle of our settings: not model
+        share_folder(tmp)  # save_pretrained leaves model.safetensors 0600
         shutil.rmtree(out, ignore_errors=True)
         tmp.replace(out)
 

@@ -134,6 +134,8 @@ def test_lm_evaluation_harness_runs_on_a_trained_folder(tmp_path, tiny_lm, monke
     write_jsonl(cfg.out / "extract" / "documents.jsonl", [to_dict(Document("d", "Quarrow", text))])
     train(cfg)
     folder = cfg.out / "train" / "model"
+    # readable by the group (a shared runs/): transformers writes model.safetensors 0600
+    assert {f.name: f.stat().st_mode & 0o777 for f in folder.iterdir()} == {f.name: 0o644 for f in folder.iterdir()}
     monkeypatch.chdir(REPO)  # the task's data file path is relative to the repository
     out = lm_eval.simple_evaluate(model="hf", model_args=f"pretrained={folder},device=cpu",
                                   tasks=["entigraph_tiny"], batch_size=2,

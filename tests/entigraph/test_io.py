@@ -25,3 +25,14 @@ def test_a_secret_keeps_its_owner_only_mode(tmp_path):
         tmp.write_text("s3cret")
     write_json(tmp_path / "creds.json", {"k": "v"}, mode=0o600)
     assert _mode(tmp_path / "token") == 0o600 and _mode(tmp_path / "creds.json") == 0o600
+
+
+def test_share_folder_opens_what_a_library_wrote_0600(tmp_path):
+    from entigraph.io import share_folder
+
+    (tmp_path / "model").mkdir()
+    weights = tmp_path / "model" / "model.safetensors"
+    weights.write_bytes(b"w")
+    os.chmod(weights, 0o600)  # what transformers' save_pretrained leaves
+    share_folder(tmp_path)
+    assert _mode(weights) == 0o644
