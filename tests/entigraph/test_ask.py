@@ -92,6 +92,11 @@ def test_the_answer_stops_where_the_model_starts_inventing(run):
     assert a.answer == "(no answer)" and a.cited == []
     a = ask_mod.ask(run, "Who rowed?", backend=Scripted("I do not know."))
     assert a.cited == [] and a.cited_by == "none" and a.answer == "I do not know."
+    # a year no source holds is supported by none, however many other words match
+    a = ask_mod.ask(run, "Who rowed?", backend=Scripted("Jonas Pell rowed the boat Patience in 1971."))
+    assert a.cited == [] and a.cited_by == "none"
+    a = ask_mod.ask(run, "Who rowed?", backend=Scripted("Jonas Pell rowed the boat Patience in 1963."))
+    assert a.cited == [1] and a.cited_by == "overlap"
 
 
 def test_ask_command_answers_with_the_tiny_model(run, tiny_lm, capsys, monkeypatch):
