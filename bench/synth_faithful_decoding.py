@@ -54,6 +54,9 @@ VARIANTS = {
     "copy-2+novel-5+names": DecodingConfig(copy_bias=2.0, novel_penalty=5.0, require_names=True, name_retries=2),
     "cad-0.5+apc+copy-2+novel-5": DecodingConfig(context_contrast=0.5, contrast_plausibility=0.1, copy_bias=2.0,
                                                  novel_penalty=5.0),
+    "copy-4": DecodingConfig(copy_bias=4.0),
+    "copy-6+novel-5": DecodingConfig(copy_bias=6.0, novel_penalty=5.0),
+    "copy-4+novel-5+names": DecodingConfig(copy_bias=4.0, novel_penalty=5.0, require_names=True, name_retries=2),
     "plain-again": None,  # plain sampling timed again at the end: the machine's load drifts during a run
 }
 COPY_N = 8  # word n-grams: a generation's share of them found in its context is how much it copies
