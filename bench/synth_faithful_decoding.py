@@ -138,6 +138,27 @@ def measure(name: str, engine: Engine, tasks: list, units, vocab, forms, args) -
     }
 
 
+def paired_timing(names: list[str], engine: Engine, tasks: list, args) -> dict:
+    """tokens/s of `names` measured batch by batch in turns (the same batches, the same minutes),
+    since the shared machine's load drifts between variants measured one after another."""
+    seconds = dict.fromkeys(names, 0.0)
+    tokens = dict.fromkeys(names, 0)
+    for i in range(0, len(tasks), args.batch):
+        for name in names:
+            d = VARIANTS[name]
+            reqs = [dataclasses.replace(r, sampling=dataclasses.replace(r.sampling, max_new_tokens=args.new_tokens),
+                                        **({"context": engine.context(t), "decoding": d} if d else {}))
+                    for t, r in tasks[i:i + args.batch]]
+            start = time.perf_counter()
+            gens = engine.backend.generate(reqs)
+            seconds[name] += time.perf_counter() - start
+            tokens[name] += sum(g.completion_tokens for g in gens)
+    base = tokens[names[0]] / max(seconds[names[0]], 1e-9)
+    return {n: {"generated_tokens": tokens[n], "seconds": round(seconds[n], 1),
+                "tokens_per_s": round(tokens[n] / max(seconds[n], 1e-9), 2),
+                "vs_first": round(tokens[n] / max(seconds[n], 1e-9) / max(base, 1e-9), 2)} for n in names}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--prompts", type=int, default=24)
@@ -146,6 +167,8 @@ def main() -> None:
     ap.add_argument("--variants", nargs="*", default=list(VARIANTS))
     ap.add_argument("--run-dir", default="/work/runs")
     ap.add_argument("--out", default=str(OUT))
+    ap.add_argument("--paired-timing", nargs="*", default=[],
+                    help="variants timed batch by batch in turns (the first is the reference), e.g. plain copy-4")
     args = ap.parse_args()
     cfg = config(args)
     ensure_extract(cfg)
@@ -194,6 +217,10 @@ def main() -> None:
         print(name, {k: row[k] for k in ("supported_sentence_rate", "invented_name_rate", "units_covered",
                                           "kept_tokens_per_generated_token", "all_names_share", "copied_8gram_share",
                                           "tokens_per_s")}, flush=True)
+    if args.paired_timing:
+        result["paired_timing"] = paired_timing(args.paired_timing, engine, tasks, args)
+        path.write_text(json.dumps(result, indent=1, ensure_ascii=False) + "\n")
+        print("paired timing", result["paired_timing"], flush=True)
     backend.close()
 
 
