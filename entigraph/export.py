@@ -19,7 +19,7 @@ from . import __version__, artifacts
 from .config import DEFAULT_LM, RunConfig
 from .reporting import md_table
 from .io import atomic_path, read_json
-from .synthesis.prompts import GENERATOR_FREE
+from .modes import GENERATOR_FREE
 
 FIELDS = ("task_id", "mode", "text", "entities", "doc_ids", "passage_ids", "model", "backend", "template",
           "completion_tokens")

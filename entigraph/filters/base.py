@@ -12,7 +12,7 @@ from ..backends.base import Backend
 from ..entities.index import EntityIndex
 from ..facts.units import name_forms
 from ..records import Document, Entity, Passage, SynthPassage
-from ..synthesis.prompts import GENERATOR_FREE
+from ..modes import GENERATOR_FREE
 from ..text import ECHO_N, ngram_hashes, words
 
 

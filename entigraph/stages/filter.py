@@ -23,7 +23,7 @@ from ..config import RunConfig
 from ..config import FilterConfig
 from ..filters import (Echo, Empty, Failed, Filter, FilterContext, Grounding, Judge, Length, NearDup, Noise,
                        Repetition, SentenceSupport, Truncated, apply_filters)
-from ..synthesis.prompts import MODES as LLM_MODES
+from ..modes import LLM_MODES
 from ..io import write_json, write_jsonl
 from ..models import resolve_embedder
 from ..quality import Embed, build_report
