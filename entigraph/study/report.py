@@ -345,6 +345,9 @@ def markdown_tuning(res: dict) -> str:
     ties = f"ties within {s['tie_within']:g}" + (" or within noise (paired bootstrap per probe)" if s.get("noise") else "")
     then = "grid order" if s["tie_break"] == "order" else f"{METRIC[s['tie_break']]}, then grid order"
     rule = f"Chosen by closed-book {METRIC[s['metric']]} on the tuning documents' probes ({ties} broken by {then})."
+    if s.get("reading_floor") is not None:
+        rule += (f" Only points whose RAG target log-likelihood interval against the base model stays above "
+                 f"-{s['reading_floor']:g} nats on every probe type are eligible.")
     more = markdown_tradeoff(res, "tuning")
     return "\n".join(_md(h, rows) + ["", rule, "", *[f"- {c}" for c in chosen]] + (["", more] if more else [])) + "\n"
 

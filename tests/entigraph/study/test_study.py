@@ -450,3 +450,15 @@ def test_the_tradeoff_table_has_every_interpolation_weight_against_the_base_mode
     text = markdown_tradeoff({"tradeoff": {"mix-tune": rows}, "runs": {"mix-tune": {"role": "tuning"}}}, "tuning")
     assert text.count("`mix-tune`") == 6 and "-0.500 [-0.500, -0.500]" in text
     assert markdown_tradeoff({"tradeoff": {"mix-tune": rows}, "runs": {"mix-tune": {"role": "tuning"}}}, "reporting") == ""
+
+
+def test_the_tuning_rule_names_the_reading_floor():
+    from entigraph.study.config import SelectConfig
+    from entigraph.study.report import markdown_tuning
+
+    res = {"tuning": {"mix": {"chosen": {"train.interpolate": 0.5}, "why": "w", "evidence": [
+        {"run": "mix-tune-interpolate0.5", "point": {"train.interpolate": 0.5}, "n": 1, "accuracy": 0.5,
+         "ci95": [0, 1], "target_logprob": -1.0, "by_type": {}}]}}, "runs": {}}
+    plain = markdown_tuning({**res, "select": vars(SelectConfig())})
+    floored = markdown_tuning({**res, "select": vars(SelectConfig(reading_floor=0.1))})
+    assert "eligible" not in plain and "stays above -0.1 nats" in floored
