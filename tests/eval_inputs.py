@@ -25,15 +25,18 @@ ROWS = [
 ]
 
 
+def hashed_embed(texts, dim=64):
+    """Deterministic bag-of-words embedding: dense retrieval testable without a model, offline."""
+    out = np.zeros((len(texts), dim), dtype=np.float32)
+    for i, t in enumerate(texts):
+        for w in re.findall(r"\w+", t.lower()):
+            out[i, int(hashlib.md5(w.encode()).hexdigest(), 16) % dim] += 1
+    return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-9)
+
+
 def hashed_embedder(cfg):
-    """Deterministic bag-of-words embedding in place of MiniLM (keeps the test fast and offline)."""
-    def embed(texts, dim=64):
-        out = np.zeros((len(texts), dim), dtype=np.float32)
-        for i, t in enumerate(texts):
-            for w in re.findall(r"\w+", t.lower()):
-                out[i, int(hashlib.md5(w.encode()).hexdigest(), 16) % dim] += 1
-        return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-9)
-    return embed
+    """compare.make_embedder's stand-in: hashed_embed in place of MiniLM."""
+    return hashed_embed
 
 
 def mini_run(tmp_path, tiny_lm, monkeypatch) -> RunConfig:

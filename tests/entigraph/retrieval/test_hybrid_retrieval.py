@@ -1,27 +1,17 @@
-import hashlib
-import re
 
-import numpy as np
 
 from entigraph.records import Document
 from entigraph.retrieval import Retriever, chunk_documents, document_recall, rrf
 from entigraph.retrieval.hybrid import Hit, latency_summary
 from entigraph.retrieval.lexical import BM25Index
 
+from eval_inputs import hashed_embed
+
 DOCS = [
     Document("a-0000", "Tidal clock", "The Harbour Guild built the tidal clock in 1887. It kept time for the pilots."),
     Document("a-0001", "Salt marsh", "Mara Velt studied the salt marshes near Kettle Point. Herons nest there."),
     Document("a-0002", "Lighthouse", "Oskar Brenn painted the lighthouse red in 1902. Ships saw it for miles."),
 ]
-
-
-def hashed_embed(texts, dim=64):
-    """Deterministic bag-of-words embedding: enough to make dense retrieval testable without a model."""
-    out = np.zeros((len(texts), dim), dtype=np.float32)
-    for i, t in enumerate(texts):
-        for w in re.findall(r"\w+", t.lower()):
-            out[i, int(hashlib.md5(w.encode()).hexdigest(), 16) % dim] += 1
-    return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-9)
 
 
 def test_rrf_fuses_rankings_and_skips_missing():

@@ -108,12 +108,11 @@ def test_train_interpolate_mixes_and_another_alpha_reuses_the_trained_weights(tm
 def test_eval_interpolate_scores_the_curve_in_one_evaluation(tmp_path, tiny_lm, monkeypatch):
     """eval.interpolate: a = 0 answers as the base model, a = 1 as the trained one, bit for bit;
     every a is scored in the trained model's settings and tested against the base model's."""
-    import hashlib
     import json
-    import re
     import shutil
 
-    import numpy as np
+    from eval_inputs import hashed_embedder
+
 
     from entigraph import artifacts
     from entigraph.config import RunConfig
@@ -131,16 +130,7 @@ def test_eval_interpolate_scores_the_curve_in_one_evaluation(tmp_path, tiny_lm, 
     corpus = tmp_path / "mini.jsonl"
     corpus.write_text("".join(json.dumps(r) + "\n" for r in rows))
 
-    def embedder(cfg):
-        def embed(texts, dim=32):
-            out = np.zeros((len(texts), dim), dtype=np.float32)
-            for i, t in enumerate(texts):
-                for w in re.findall(r"\w+", t.lower()):
-                    out[i, int(hashlib.md5(w.encode()).hexdigest(), 16) % dim] += 1
-            return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-9)
-        return embed
-
-    monkeypatch.setattr(compare, "make_embedder", embedder)
+    monkeypatch.setattr(compare, "make_embedder", hashed_embedder)
     cfg = RunConfig(name="t", run_dir=str(tmp_path / "runs"), device="cpu")
     cfg.corpus.paths, cfg.models.base = [str(corpus)], tiny_lm
     cfg.eval.bootstrap, cfg.eval.dtype, cfg.eval.forgetting_blocks, cfg.eval.cache = 100, "float32", 0, False
